@@ -1,0 +1,15 @@
+"""wcdfa: weight-change detrended fluctuation analysis for neural-network training.
+
+Every optimizer step adds ‖ΔW‖ to a rolling window; the DFA exponent α of that window
+names the regime of training: ordered (α > 1.2), critical (0.8-1.2) or disordered
+(α < 0.8). ``import wcdfa`` loads numpy only.
+"""
+
+from __future__ import annotations
+
+from wcdfa.dfa import compute_dfa
+from wcdfa.monitor import RollingWeightChangeDFA, WeightChangeDFA
+
+__version__ = "0.2.0"
+
+__all__ = ["RollingWeightChangeDFA", "WeightChangeDFA", "__version__", "compute_dfa"]

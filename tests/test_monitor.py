@@ -1,0 +1,317 @@
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from wcdfa import RollingWeightChangeDFA, WeightChangeDFA, compute_dfa
+from wcdfa.errors import DFAFailedWarning, NearConstantWarning
+
+
+def _feed(monitor, values):
+    for v in values:
+        monitor.update(float(v))
+    return monitor
+
+
+# ------------------------------------------------------------ construction
+def test_defaults():
+    m = WeightChangeDFA()
+    assert (m.window, m.stride, m.thresholds) == (500, 100, (1.2, 0.8))
+    assert WeightChangeDFA(window=50).stride == 10
+    assert WeightChangeDFA(window=52, stride=3).stride == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"window": 10}, ValueError, r"`window` must be an integer >= 50, but got 10"),
+        ({"window": 49}, ValueError, ">="),
+        ({"window": 100.5}, ValueError, r"`window`.*100\.5"),
+        ({"window": "500"}, TypeError, r"`window`.*'500'"),
+        ({"stride": 0}, ValueError, r"`stride` must be an integer >= 1, but got 0"),
+        ({"stride": -5}, ValueError, r"`stride`.*-5"),
+        ({"thresholds": (0.8, 1.2)}, ValueError, r"ordered > disordered.*\(0\.8, 1\.2\)"),
+        ({"thresholds": (1.0, 1.0)}, ValueError, "ordered > disordered"),
+        ({"thresholds": (1.2,)}, ValueError, r"pair.*\(1\.2,\)"),
+        ({"thresholds": 1.2}, ValueError, "pair"),
+        ({"thresholds": (float("nan"), 0.8)}, ValueError, r"thresholds\[0\].*finite"),
+        ({"thresholds": ("a", 0.8)}, TypeError, r"thresholds\[0\]"),
+        ({"snapshot": "gpu"}, ValueError, r"`snapshot` must be one of.*'gpu'"),
+    ],
+)
+def test_constructor_errors(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        WeightChangeDFA(**kwargs)
+
+
+# ------------------------------------------------------------------ update
+@pytest.mark.parametrize(
+    "value",
+    [0.5, 3, np.float32(0.5), np.float64(0.5), np.int64(2), np.array([0.5]), np.array(0.5),
+     np.array([[0.5]])],
+    ids=["float", "int", "f32", "f64", "i64", "arr1", "arr0d", "arr11"],
+)
+def test_accepted_numbers(value):
+    m = WeightChangeDFA(window=50)
+    assert m.update(value) is m
+    assert m.get_signal().tolist() == [float(np.asarray(value).reshape(()))]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0.5", None, [0.5], (0.5,), True, np.bool_(True), np.array([0.5, 0.6]), 1 + 2j,
+     np.array(["a"])],
+    ids=["str", "none", "list", "tuple", "bool", "npbool", "arr2", "complex", "strarr"],
+)
+def test_rejected_types(value):
+    m = WeightChangeDFA(window=50)
+    with pytest.raises(TypeError, match="model_or_norm"):
+        m.update(value)
+    assert m.n_samples == 0
+
+
+def test_negative_norm_is_rejected_and_nothing_recorded():
+    m = WeightChangeDFA(window=50)
+    m.update(1.0)
+    with pytest.raises(ValueError, match=r"non-negative.*-0\.5"):
+        m.update(-0.5)
+    assert m.get_signal().tolist() == [1.0]
+    assert m.step_count == 1
+
+
+def test_update_from_norm_equals_update():
+    rng = np.random.default_rng(1)
+    values = np.abs(rng.standard_normal(120))
+    a, b = WeightChangeDFA(window=50), WeightChangeDFA(window=50)
+    for v in values:
+        a.update(v)
+        assert b.update_from_norm(v) is b
+    assert a.history == b.history
+
+
+def test_recompute_schedule_and_exact_alpha():
+    rng = np.random.default_rng(2)
+    values = np.abs(rng.standard_normal(200)) + 0.1
+    m = WeightChangeDFA(window=50, stride=10)
+    expected = []
+    for i, v in enumerate(values, start=1):
+        m.update(v)
+        if i >= 50 and i % 10 == 0:
+            expected.append(compute_dfa(values[i - 50 : i])[0])
+            assert m.alpha == expected[-1]
+            r2 = compute_dfa(values[i - 50 : i], return_r_squared=True)[3]
+            assert m.r_squared == r2
+    assert m.history == expected
+    assert len(expected) == 16  # steps 50, 60, ..., 200
+
+
+def test_not_ready_before_window_is_full():
+    m = _feed(WeightChangeDFA(window=100, stride=10), np.arange(1, 100))
+    assert not m.ready
+    assert m.alpha is None
+    assert m.regime is None
+    assert m.r_squared is None
+    assert m.n_samples == 99
+    m.update(100.0)
+    assert m.ready
+
+
+def test_ring_buffer_keeps_the_newest_window_oldest_first():
+    m = _feed(WeightChangeDFA(window=50, stride=7), np.arange(1, 176))
+    np.testing.assert_array_equal(m.get_signal(), np.arange(126, 176, dtype=float))
+    assert m.n_samples == 50
+    assert m.step_count == 175
+    sig = m.get_signal()
+    sig[:] = 0  # a copy: the monitor's window is untouched
+    assert m.get_signal()[0] == 126.0
+
+
+@pytest.mark.parametrize(
+    ("alpha", "regime"),
+    [(1.5, "ordered"), (1.2000001, "ordered"), (1.2, "critical"), (1.0, "critical"),
+     (0.8, "critical"), (0.7999, "disordered"), (0.3, "disordered")],
+)
+def test_regime_boundaries(alpha, regime):
+    m = WeightChangeDFA(window=50)
+    m._alpha = alpha
+    assert m.regime == regime
+
+
+def test_custom_thresholds():
+    m = WeightChangeDFA(window=50, thresholds=(1.0, 0.6))
+    m._alpha = 1.1
+    assert m.regime == "ordered"
+    m._alpha = 0.7
+    assert m.regime == "critical"
+
+
+def test_near_constant_window_warns_and_keeps_last_alpha():
+    rng = np.random.default_rng(3)
+    m = _feed(WeightChangeDFA(window=50, stride=50), np.abs(rng.standard_normal(50)))
+    alpha = m.alpha
+    assert alpha is not None
+    with pytest.warns(NearConstantWarning, match="near-constant"):
+        _feed(m, np.full(50, 0.3))
+    assert m.alpha == alpha
+    assert m.history == [alpha]
+
+
+def test_window_with_nan_warns_and_keeps_last_alpha():
+    rng = np.random.default_rng(4)
+    m = _feed(WeightChangeDFA(window=50, stride=10), np.abs(rng.standard_normal(50)))
+    alpha = m.alpha
+    with pytest.warns(DFAFailedWarning, match="NaN or Inf"):
+        _feed(m, [float("nan")] + [1.0] * 9)
+    assert m.alpha == alpha
+    assert np.isnan(m.get_signal()).sum() == 1
+
+
+def test_reset():
+    m = _feed(WeightChangeDFA(window=50), np.abs(np.random.default_rng(5).standard_normal(60)))
+    assert m.ready
+    m.reset()
+    assert (m.ready, m.alpha, m.n_samples, m.step_count, m.history) == (False, None, 0, 0, [])
+    assert m.get_signal().size == 0
+
+
+def test_repr():
+    m = WeightChangeDFA(window=50)
+    assert repr(m) == "WeightChangeDFA(not ready, samples=0/50)"
+    _feed(m, np.abs(np.random.default_rng(6).standard_normal(50)))
+    r = repr(m)
+    assert "α=" in r
+    assert "regime=" in r
+    assert r.startswith("WeightChangeDFA(α=")
+    assert "samples=50/50" in r
+
+
+def test_history_is_a_copy():
+    m = _feed(WeightChangeDFA(window=50), np.abs(np.random.default_rng(7).standard_normal(60)))
+    m.history.append(99.0)
+    assert 99.0 not in m.history
+
+
+# ----------------------------------------------------------------- rolling
+def _rolling(epochs=10, per_epoch=10, seed=8):
+    rng = np.random.default_rng(seed)
+    rm = RollingWeightChangeDFA(window=50)
+    for e in range(epochs):
+        _feed(rm, np.abs(rng.standard_normal(per_epoch)) + 0.01)
+        rm.end_epoch(e)
+    return rm
+
+
+def test_end_epoch_records_alpha_or_nan():
+    rm = _rolling()
+    epochs, alphas = rm.epoch_history
+    np.testing.assert_array_equal(epochs, np.arange(10))
+    assert np.isnan(alphas[:4]).all()  # the window fills at sample 50
+    assert np.isfinite(alphas[4:]).all()
+    assert alphas[-1] == rm.alpha
+
+
+def test_end_epoch_auto_increments_from_zero_and_after_explicit():
+    rm = RollingWeightChangeDFA(window=50)
+    for _ in range(3):
+        rm.end_epoch()
+    rm.end_epoch(10)
+    rm.end_epoch()
+    np.testing.assert_array_equal(rm.epoch_history[0], [0, 1, 2, 10, 11])
+
+
+def test_summary():
+    rm = _rolling(epochs=30)
+    s = rm.summary()
+    assert set(s) == {
+        "total_epochs", "current_alpha", "current_regime", "mean_alpha", "min_alpha",
+        "max_alpha", "epochs_ordered", "epochs_critical", "epochs_disordered",
+    }
+    _, alphas = rm.epoch_history
+    finite = alphas[np.isfinite(alphas)]
+    assert s["total_epochs"] == 30
+    assert s["epochs_ordered"] + s["epochs_critical"] + s["epochs_disordered"] == finite.size
+    assert s["epochs_ordered"] == int(np.sum(finite > 1.2))
+    assert s["epochs_disordered"] == int(np.sum(finite < 0.8))
+    assert s["mean_alpha"] == pytest.approx(finite.mean())
+    assert (s["min_alpha"], s["max_alpha"]) == (finite.min(), finite.max())
+    assert (s["current_alpha"], s["current_regime"]) == (rm.alpha, rm.regime)
+
+
+def test_summary_before_any_alpha():
+    rm = RollingWeightChangeDFA(window=50)
+    rm.end_epoch()
+    s = rm.summary()
+    assert s["total_epochs"] == 1
+    assert s["mean_alpha"] is None
+    assert s["epochs_critical"] == 0
+
+
+def test_rolling_reset_clears_epochs():
+    rm = _rolling()
+    rm.reset()
+    assert rm.epoch_history[0].size == 0
+
+
+def test_plot_returns_figure_and_saves(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    rm = _rolling(epochs=20)
+    out = tmp_path / "alpha.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # show=True must not warn or block on Agg
+        fig = rm.plot(title="run 7", save_path=out, show=True)
+    assert isinstance(fig, Figure)
+    assert out.stat().st_size > 1000
+    ax = fig.axes[0]
+    assert ax.get_title() == "run 7"
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "α"]
+    _, alphas = rm.epoch_history
+    np.testing.assert_array_equal(line.get_ydata(), alphas[np.isfinite(alphas)])
+    ys = sorted({ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_label() != "α"})
+    assert ys == [0.8, 1.2]
+
+
+def test_log_wandb_without_wandb_warns(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # makes `import wandb` fail
+    rm = _rolling()
+    with pytest.warns(UserWarning, match=r"pip install \"wcdfa\[wandb\]\""):
+        rm.log_wandb(step=3)
+
+
+@pytest.fixture
+def wandb_offline(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    return wandb
+
+
+def test_log_wandb_without_active_run_warns(wandb_offline):
+    assert wandb_offline.run is None
+    with pytest.warns(UserWarning, match=r"wandb\.init\(\)"):
+        _rolling().log_wandb()
+
+
+def test_log_wandb_records_alpha_and_regime_in_a_real_offline_run(wandb_offline, tmp_path):
+    from wandb_reader import history_rows
+
+    rm = _rolling(epochs=10)
+    fresh = RollingWeightChangeDFA(window=50)
+    run = wandb_offline.init(project="wcdfa-test", dir=str(tmp_path))
+    try:
+        fresh.log_wandb(step=1)  # no alpha yet: nothing logged
+        rm.log_wandb(step=7)
+    finally:
+        run.finish()
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    rows = history_rows(run_dir)
+    assert len(rows) == 1
+    assert rows[0]["_step"] == 7
+    assert rows[0]["wcdfa/alpha"] == rm.alpha
+    assert rows[0]["wcdfa/regime"] == {"ordered": 2, "critical": 1, "disordered": 0}[rm.regime]

@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from wcdfa import WeightChangeDFA, compute_dfa  # noqa: E402
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 1))
+
+
+def _step(model, opt, gen):
+    x = torch.randn(16, 10, generator=gen)
+    y = torch.randn(16, 1, generator=gen)
+    loss = nn.functional.mse_loss(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def _trainable_copy(model):
+    return {n: p.detach().double().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _direct_norm(before, after):
+    return float(sum(((after[k] - before[k]) ** 2).sum() for k in before if k in after) ** 0.5)
+
+
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda ps: torch.optim.Adam(ps, lr=1e-3),
+        lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
+    ],
+    ids=["adam", "sgd"],
+)
+@pytest.mark.parametrize("snapshot", ["device", "cpu"])
+def test_training_loop_records_exact_delta_norms(make_opt, snapshot):
+    model = _model()
+    opt = make_opt(model.parameters())
+    gen = torch.Generator().manual_seed(1)
+    m = WeightChangeDFA(window=100, stride=20, snapshot=snapshot)
+    m.update(model)
+    assert m.n_samples == 0  # the first call records the baseline only
+    expected = []
+    prev = _trainable_copy(model)
+    for _ in range(150):
+        _step(model, opt, gen)
+        m.update(model)
+        cur = _trainable_copy(model)
+        expected.append(_direct_norm(prev, cur))
+        prev = cur
+    assert m.step_count == 150
+    # float32 parameters: W_prev - W_now is exact, the float32 norm is good to ~1e-6.
+    np.testing.assert_allclose(m.get_signal(), expected[-100:], rtol=1e-5)
+    assert m.ready
+    assert len(m.history) == 3  # steps 100, 120, 140: alpha is the step-140 window's
+    assert m.alpha == pytest.approx(compute_dfa(expected[40:140])[0], abs=1e-4)
+    assert np.all(m.get_signal() > 0)
+
+
+def test_frozen_parameters_are_skipped_and_not_snapshotted():
+    model = _model()
+    for p in model[0].parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    gen = torch.Generator().manual_seed(2)
+    m = WeightChangeDFA(window=50)
+    m.update(model)
+    trainable_bytes = sum(p.numel() * 4 for p in model.parameters() if p.requires_grad)
+    assert m._tracker.snapshot_bytes == trainable_bytes
+    prev = _trainable_copy(model)
+    expected = []
+    for _ in range(20):
+        _step(model, opt, gen)
+        with torch.no_grad():  # a frozen layer changed by hand must not be counted
+            model[0].weight.mul_(-1.0)
+        m.update(model)
+        cur = _trainable_copy(model)
+        expected.append(_direct_norm(prev, cur))
+        prev = cur
+    np.testing.assert_allclose(m.get_signal(), expected, rtol=1e-5)
+
+
+def test_parameter_unfrozen_later_joins_without_a_jump():
+    model = _model()
+    model[0].weight.requires_grad_(False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)  # includes the frozen weight
+    gen = torch.Generator().manual_seed(3)
+    m = WeightChangeDFA(window=50)
+    m.update(model)
+    for _ in range(5):
+        _step(model, opt, gen)
+        m.update(model)
+    before = m.get_signal()
+    with torch.no_grad():
+        model[0].weight.mul_(10.0)  # a large change while frozen: must not be seen
+    model[0].weight.requires_grad_(True)
+    prev = _trainable_copy(model)
+    prev.pop("0.weight")
+    _step(model, opt, gen)
+    m.update(model)
+    # the joining tensor is snapshotted now and contributes from its next change on
+    first = m.get_signal()[-1]
+    assert first == pytest.approx(_direct_norm(prev, _trainable_copy(model)), rel=1e-5)
+    np.testing.assert_array_equal(m.get_signal()[:-1], before)
+    prev = _trainable_copy(model)
+    _step(model, opt, gen)
+    m.update(model)
+    assert "0.weight" in prev
+    assert m.get_signal()[-1] == pytest.approx(_direct_norm(prev, _trainable_copy(model)), rel=1e-5)
+
+
+def test_parameter_frozen_later_leaves_the_norm():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(4)
+    m = WeightChangeDFA(window=50)
+    m.update(model)
+    _step(model, opt, gen)
+    m.update(model)
+    model[2].weight.requires_grad_(False)
+    prev = _trainable_copy(model)
+    _step(model, opt, gen)
+    m.update(model)
+    assert m.get_signal()[-1] == pytest.approx(_direct_norm(prev, _trainable_copy(model)), rel=1e-5)
+    assert m._tracker.snapshot_bytes == sum(
+        p.numel() * 4 for p in model.parameters() if p.requires_grad
+    )
+
+
+def test_no_host_sync_between_recomputations():
+    """Between stride boundaries update(model) reads no tensor value on the host."""
+    from torch.overrides import TorchFunctionMode
+
+    reads = []
+
+    class CountHostReads(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, "__name__", "")
+            if name in {"item", "tolist", "numpy", "__float__", "__bool__", "cpu"}:
+                reads.append(name)
+            return func(*args, **(kwargs or {}))
+
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(5)
+    m = WeightChangeDFA(window=50, stride=25)
+    m.update(model)
+    for i in range(1, 75):
+        _step(model, opt, gen)
+        with CountHostReads():
+            m.update(model)
+        if i % 25:
+            assert reads == [], f"host read at update {i}: {reads}"
+        reads.clear()
+    assert m.ready
+
+
+def test_tensor_norms_are_batched_until_stride():
+    m = WeightChangeDFA(window=50, stride=10)
+    for i in range(1, 10):
+        m.update(torch.tensor(float(i)))
+    assert m.n_samples == 9
+    assert len(m._pending) == 9  # still tensors: nothing fetched yet
+    m.update(torch.tensor([10.0]))
+    assert m._pending == []
+    np.testing.assert_array_equal(m.get_signal(), np.arange(1.0, 11.0))
+
+
+def test_mixed_tensor_and_float_updates_keep_order():
+    m = WeightChangeDFA(window=50, stride=100)
+    m.update(torch.tensor(1.0))
+    m.update(2.0)
+    m.update(torch.tensor(3.0, dtype=torch.float64))
+    m.update(np.float32(4.0))
+    np.testing.assert_array_equal(m.get_signal(), [1.0, 2.0, 3.0, 4.0])
+
+
+@pytest.mark.parametrize(
+    ("value", "exc", "match"),
+    [
+        (torch.tensor([1.0, 2.0]), TypeError, r"0-d or 1-element tensor.*\(2,\)"),
+        (torch.tensor(-1.0), ValueError, "non-negative"),
+        (torch.tensor(True), TypeError, "real tensor"),
+    ],
+)
+def test_tensor_errors(value, exc, match):
+    m = WeightChangeDFA(window=50)
+    with pytest.raises(exc, match=match):
+        m.update(value)
+    assert m.n_samples == 0
+
+
+def test_update_from_norm_refuses_a_model():
+    with pytest.raises(TypeError, match=r"update\(\)"):
+        WeightChangeDFA(window=50).update_from_norm(_model())
+
+
+def test_reset_takes_a_new_baseline():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(6)
+    m = WeightChangeDFA(window=50)
+    m.update(model)
+    _step(model, opt, gen)
+    m.update(model)
+    m.reset()
+    _step(model, opt, gen)
+    m.update(model)
+    assert m.n_samples == 0
+
+
+def test_bfloat16_model_norm_in_float32():
+    torch.manual_seed(7)
+    model = nn.Linear(64, 64).to(torch.bfloat16)
+    m = WeightChangeDFA(window=50)
+    m.update(model)
+    before = _trainable_copy(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 1e-2)
+    m.update(model)
+    expected = _direct_norm(before, _trainable_copy(model))
+    assert m.get_signal()[0] == pytest.approx(expected, rel=1e-5)
