@@ -228,3 +228,47 @@ def test_bfloat16_model_norm_in_float32():
     m.update(model)
     expected = _direct_norm(before, _trainable_copy(model))
     assert m.get_signal()[0] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_large_tensors_take_the_chunked_cpu_kernel_exactly(dtype):
+    # 700 x 450 = 315,000 elements: two chunks of the CPU kernel, the second partial;
+    # plus small tensors (biases) through the foreach path in the same model.
+    torch.manual_seed(8)
+    model = nn.Sequential(nn.Linear(450, 700), nn.Tanh(), nn.Linear(700, 3)).to(dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    m = WeightChangeDFA(window=50)
+    m.update(model)
+    gen = torch.Generator().manual_seed(9)
+    expected = []
+    prev = _trainable_copy(model)
+    for _ in range(6):
+        x = torch.randn(32, 450, generator=gen).to(dtype)
+        loss = model(x).float().square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        m.update(model)
+        cur = _trainable_copy(model)
+        expected.append(_direct_norm(prev, cur))
+        prev = cur
+    rtol = 1e-12 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(m.get_signal(), expected, rtol=rtol)
+    assert m._tracker.snapshot_bytes == sum(
+        p.numel() * p.element_size() for p in model.parameters()
+    )
+
+
+def test_non_contiguous_parameter():
+    weight = nn.Parameter(torch.randn(600, 500).t())  # 300,000 elements, transposed
+    assert not weight.is_contiguous()
+    module = nn.Module()
+    module.weight = weight
+    m = WeightChangeDFA(window=50)
+    m.update(module)
+    before = weight.detach().double().clone()
+    with torch.no_grad():
+        weight.add_(torch.randn_like(weight) * 1e-3)
+    m.update(module)
+    expected = float((weight.detach().double() - before).norm())
+    assert m.get_signal()[0] == pytest.approx(expected, rel=1e-5)
