@@ -1,29 +1,48 @@
-"""compute_dfa against the direct per-box loop (the 0.1.0 algorithm), side by side.
+"""compute_dfa against the peers and the direct per-box loop, measured side by side.
 
-    python benchmarks/bench_dfa.py [--sizes 500 2000 10000 100000] [--seconds 1]
+    python benchmarks/bench_dfa.py [--sizes 500 2000 10000 100000 1000000] [--seconds 1]
 
-Prints the median time of each and their ratio, measured in the same run, plus the
-agreement in alpha. The loop is skipped where one call would take over a minute.
+For each length n (a random walk, seed 0) every implementation is timed in the same
+run (median of repeated calls, after one warm-up call) and the table prints the
+ratio peer time / wcdfa time: above 1 means wcdfa is faster. The machine is shared
+and noisy: compare the ratios, not the absolute times.
+
+Peers, all on the same box sizes as wcdfa's defaults unless said otherwise:
+
+- loop:    the wcdfa 0.1.0 algorithm (a Python loop with np.polyfit per box;
+           tests/oracle.py), skipped above n = 10^5 (it takes minutes);
+- nolds:   nolds.dfa(nvals=scales, overlap=False, order=1, fit_exp="poly");
+- fathon:  fathon.DFA(...).computeFlucVec(scales, revSeg=True, polOrd=1) + fit;
+- MFDFA:   MFDFA.MFDFA(x, lag=scales, q=2, order=1) + fit;
+- antropy: antropy.detrended_fluctuation(x), numba, with its own lighter scales.
+
+Missing peers are reported as such. The last column is |alpha - alpha_oracle| of wcdfa
+(the oracle is the loop, or its LAPACK-batched twin above 10^5).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from oracle import dfa_loop  # noqa: E402
+from oracle import dfa_loop, dfa_lstsq  # noqa: E402
 
 from wcdfa import compute_dfa  # noqa: E402
 
+LOOP_MAX_N = 100_000
+NOLDS_MAX_N = 100_000
+
 
 def median_time(fn, seconds):
-    fn()  # warm-up (and the cached box layout)
+    fn()
     times = []
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or len(times) < 3:
@@ -33,19 +52,84 @@ def median_time(fn, seconds):
     return statistics.median(times)
 
 
+def _slope(scales, fluct):
+    return float(np.polyfit(np.log10(scales), np.log10(fluct), 1)[0])
+
+
+def peers():
+    """name -> (callable(x, scales) -> alpha, max n) for the peers importable here."""
+    found = {"loop": (lambda x, s: dfa_loop(x)[0], LOOP_MAX_N)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            nolds = importlib.import_module("nolds")
+            found["nolds"] = (
+                lambda x, s: nolds.dfa(x, nvals=s, overlap=False, order=1, fit_exp="poly"),
+                NOLDS_MAX_N,
+            )
+        except ImportError:
+            pass
+    try:
+        fathon = importlib.import_module("fathon")
+        to_aggregated = importlib.import_module("fathon.fathonUtils").toAggregated
+
+        def run_fathon(x, s):
+            f = fathon.DFA(to_aggregated(x))
+            n, fl = f.computeFlucVec(s.astype(np.int64), revSeg=True, polOrd=1)
+            return _slope(n, fl)
+
+        found["fathon"] = (run_fathon, None)
+    except ImportError:
+        pass
+    try:
+        mfdfa = importlib.import_module("MFDFA")
+
+        def run_mfdfa(x, s):
+            lag, fl = mfdfa.MFDFA(x, lag=s, q=2, order=1)
+            return _slope(lag, fl[:, 0])
+
+        found["MFDFA"] = (run_mfdfa, None)
+    except ImportError:
+        pass
+    try:
+        antropy = importlib.import_module("antropy")
+        found["antropy"] = (lambda x, s: antropy.detrended_fluctuation(x), None)
+    except ImportError:
+        pass
+    return found
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 10_000, 100_000])
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[500, 2000, 10_000, 100_000, 1_000_000]
+    )
     parser.add_argument("--seconds", type=float, default=1.0)
     args = parser.parse_args()
+    available = peers()
+    names = list(available)
+    missing = {"loop", "nolds", "fathon", "MFDFA", "antropy"} - set(names)
+    if missing:
+        print(f"not installed, skipped: {', '.join(sorted(missing))}")
+    header = f"{'n':>8} {'wcdfa ms':>10} " + " ".join(f"{n + ' x':>10}" for n in names)
+    print(header + f" {'|Δα| oracle':>12}")
     rng = np.random.default_rng(0)
-    print(f"{'n':>8} {'wcdfa ms':>10} {'loop ms':>10} {'speed-up':>9} {'|Δα|':>9}")
     for n in args.sizes:
         x = np.cumsum(rng.standard_normal(n))
-        ours = median_time(lambda: compute_dfa(x), args.seconds)
-        loop = median_time(lambda: dfa_loop(x), args.seconds) if n <= 200_000 else float("nan")
-        diff = abs(compute_dfa(x)[0] - dfa_loop(x)[0]) if n <= 200_000 else float("nan")
-        print(f"{n:>8} {ours * 1e3:>10.3f} {loop * 1e3:>10.1f} {loop / ours:>8.0f}x {diff:>9.1e}")
+        scales = compute_dfa(x)[1]
+        ours = median_time(lambda x=x: compute_dfa(x), args.seconds)
+        cells = []
+        for name in names:
+            fn, max_n = available[name]
+            if max_n is not None and n > max_n:
+                cells.append(f"{'skipped':>10}")
+                continue
+            t = median_time(lambda fn=fn, x=x, s=scales: fn(x, s), args.seconds)
+            cells.append(f"{t / ours:>9.1f}x")
+        oracle = dfa_loop(x) if n <= LOOP_MAX_N else dfa_lstsq(x)
+        diff = abs(compute_dfa(x)[0] - oracle[0])
+        print(f"{n:>8} {ours * 1e3:>10.3f} " + " ".join(cells) + f" {diff:>12.1e}")
+    print("(x = peer time / wcdfa time, same run; 'skipped': would take minutes)")
 
 
 if __name__ == "__main__":

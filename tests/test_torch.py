@@ -73,7 +73,7 @@ def test_frozen_parameters_are_skipped_and_not_snapshotted():
     m = WeightChangeDFA(window=50)
     m.update(model)
     trainable_bytes = sum(p.numel() * 4 for p in model.parameters() if p.requires_grad)
-    assert m._tracker.snapshot_bytes == trainable_bytes
+    assert m.snapshot_bytes == trainable_bytes
     prev = _trainable_copy(model)
     expected = []
     for _ in range(20):
@@ -129,9 +129,7 @@ def test_parameter_frozen_later_leaves_the_norm():
     _step(model, opt, gen)
     m.update(model)
     assert m.get_signal()[-1] == pytest.approx(_direct_norm(prev, _trainable_copy(model)), rel=1e-5)
-    assert m._tracker.snapshot_bytes == sum(
-        p.numel() * 4 for p in model.parameters() if p.requires_grad
-    )
+    assert m.snapshot_bytes == sum(p.numel() * 4 for p in model.parameters() if p.requires_grad)
 
 
 def test_no_host_sync_between_recomputations():
@@ -254,9 +252,9 @@ def test_large_tensors_take_the_chunked_cpu_kernel_exactly(dtype):
         prev = cur
     rtol = 1e-12 if dtype == torch.float64 else 1e-5
     np.testing.assert_allclose(m.get_signal(), expected, rtol=rtol)
-    assert m._tracker.snapshot_bytes == sum(
-        p.numel() * p.element_size() for p in model.parameters()
-    )
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    # one snapshot plus one float32/float64 slot per 1 MiB chunk
+    assert param_bytes <= m.snapshot_bytes <= param_bytes + 64
 
 
 def test_non_contiguous_parameter():
@@ -272,3 +270,25 @@ def test_non_contiguous_parameter():
     m.update(module)
     expected = float((weight.detach().double() - before).norm())
     assert m.get_signal()[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_memory_held_is_one_snapshot_and_constant_over_steps():
+    model = nn.Sequential(nn.Linear(600, 500), nn.Linear(500, 10))  # one chunked tensor
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    gen = torch.Generator().manual_seed(10)
+    m = WeightChangeDFA(window=50, stride=25)
+    assert m.snapshot_bytes == 0
+    m.update(model)
+    held = m.snapshot_bytes
+    param_bytes = sum(p.numel() * 4 for p in model.parameters())
+    assert held <= 1.0001 * param_bytes
+    for _ in range(120):
+        x = torch.randn(8, 600, generator=gen)
+        loss = model(x).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        m.update(model)
+        assert len(m._pending) < m.stride
+    assert m.snapshot_bytes == held
+    assert m.get_signal().size == 50

@@ -148,6 +148,11 @@ class WeightChangeDFA:
         """F(s) of the current fit, or ``None``."""
         return None if self._fit is None else self._fit.fluctuations
 
+    @property
+    def snapshot_bytes(self) -> int:
+        """Bytes the monitor holds for the parameter snapshot (0 without a model)."""
+        return 0 if self._tracker is None else self._tracker.snapshot_bytes
+
     def get_signal(self) -> NDArray[np.float64]:
         """Return the window's ‖ΔW‖ samples as a new float64 array, oldest first."""
         self._flush()

@@ -65,8 +65,9 @@ class DeltaTracker:
 
     @property
     def snapshot_bytes(self) -> int:
-        """Bytes held by the snapshot."""
-        return sum(s.numel() * s.element_size() for s in self._snaps)
+        """Bytes held: the snapshot and the kernels' per-chunk slots."""
+        held = sum(s.numel() * s.element_size() for s in self._snaps)
+        return held + sum(g.extra_bytes() for g in self._groups)
 
     def reset(self) -> None:
         """Forget the snapshot: the next call records a new baseline."""
@@ -142,6 +143,10 @@ class _Group:
     def measure_and_refresh(self) -> Tensor:
         """Return the float64 squared norm of the change and refresh the snapshot."""
         raise NotImplementedError
+
+    def extra_bytes(self) -> int:
+        """Bytes held beyond the snapshot itself."""
+        return 0
 
 
 class _ForeachGroup(_Group):
@@ -231,6 +236,9 @@ class _CpuGroup(_Group):
                 sc.copy_(pc)
         parts += [buf.sum(dtype=torch.float64) for buf in self.slots.values()]
         return torch.stack(parts).sum()
+
+    def extra_bytes(self) -> int:
+        return sum(b.numel() * b.element_size() for b in self.slots.values())
 
 
 def _slot_dtype(dtype: torch.dtype) -> torch.dtype:
