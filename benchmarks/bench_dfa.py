@@ -33,9 +33,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from oracle import dfa_loop, dfa_lstsq  # noqa: E402
-
-from wcdfa import compute_dfa  # noqa: E402
+from oracle import dfa_loop, dfa_lstsq
+from wcdfa import compute_dfa
 
 LOOP_MAX_N = 100_000
 NOLDS_MAX_N = 100_000

@@ -8,7 +8,9 @@ For MLPs of about 0.4M, 4M, 23M and 90M float32 parameters, in the same run:
           bandwidth floor of keeping any snapshot at all);
 - wcdfa:  monitor.update(model);
 - 0.1.0:  the published approach: clone every parameter, then one .item() per
-          tensor for the squared difference.
+          tensor for the squared difference;
+- step:   one Adam training step of the same model (batch 64), for scale: the last
+          columns give each monitor's cost as a share of that step.
 
 It prints the median times and the ratios wcdfa / floor and 0.1.0 / wcdfa, the
 resident memory the monitor adds (RSS delta after its first update and after all
@@ -49,16 +51,34 @@ def mlp(millions: float) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def median_ms(fn, repeats, between=None):
-    fn()
-    times = []
-    for _ in range(repeats):
-        if between is not None:
-            between()
-        t0 = time.perf_counter()
+def interleaved_ms(fns, repeats, between=None):
+    """Median ms of each callable, timed in turn in every round (fair under noise)."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, bucket in zip(fns, times, strict=True):
+            if between is not None:
+                between()
+            t0 = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - t0)
+    return [statistics.median(t) * 1e3 for t in times]
+
+
+def train_step(model: nn.Module):
+    """A closure running one Adam step of ``model`` on a random batch of 64."""
+    width = next(model.parameters()).shape[1]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.randn(64, width)
+
+    def step() -> None:
+        loss = model(x).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
 
 
 def resident_memory(size: float, updates: int = 30) -> tuple[float, float]:
@@ -117,8 +137,9 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     print(
-        f"{'params':>8} {'floor ms':>9} {'wcdfa ms':>9} {'0.1.0 ms':>9} "
-        f"{'wcdfa/floor':>11} {'0.1.0/wcdfa':>11} {'held':>7} {'RSS first':>10} {'RSS after':>10}"
+        f"{'params':>8} {'floor ms':>9} {'wcdfa ms':>9} {'0.1.0 ms':>9} {'step ms':>8} "
+        f"{'wcdfa/floor':>11} {'0.1.0/wcdfa':>11} {'wcdfa/step':>10} {'0.1.0/step':>10} "
+        f"{'held':>7} {'RSS first':>10} {'RSS after':>10}"
     )
     for size in args.sizes:
         model = mlp(size)
@@ -133,21 +154,25 @@ def main() -> None:
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             mem_first, mem_after = pool.apply(resident_memory, (size,))
         monitor = WeightChangeDFA(window=500, stride=100)
-        monitor.update(model)
-        wcdfa = median_ms(lambda m=monitor, mod=model: m.update(mod), args.repeats, perturb)
-        held = monitor.snapshot_bytes / param_bytes
-
         snapshot = [p.detach().clone() for p in params]
-        floor = median_ms(lambda s=snapshot, p=params: torch._foreach_copy_(s, p), args.repeats)
-        del snapshot
         old = OldMonitor()
-        old.update(model)
-        old_ms = median_ms(lambda o=old, mod=model: o.update(mod), max(3, args.repeats // 3))
-        del old, monitor
+        floor, wcdfa, old_ms, step = interleaved_ms(
+            [
+                lambda s=snapshot, p=params: torch._foreach_copy_(s, p),
+                lambda m=monitor, mod=model: m.update(mod),
+                lambda o=old, mod=model: o.update(mod),
+                train_step(model),
+            ],
+            args.repeats,
+            perturb,
+        )
+        held = monitor.snapshot_bytes / param_bytes
+        del old, monitor, snapshot
         gc.collect()
         print(
-            f"{n_params / 1e6:>7.1f}M {floor:>9.2f} {wcdfa:>9.2f} {old_ms:>9.2f} "
-            f"{wcdfa / floor:>10.2f}x {old_ms / wcdfa:>10.1f}x {held:>6.3f}x "
+            f"{n_params / 1e6:>7.1f}M {floor:>9.2f} {wcdfa:>9.2f} {old_ms:>9.2f} {step:>8.2f} "
+            f"{wcdfa / floor:>10.2f}x {old_ms / wcdfa:>10.1f}x "
+            f"{wcdfa / step:>9.0%} {old_ms / step:>10.0%} {held:>6.3f}x "
             f"{mem_first:>9.3f}x {mem_after:>9.3f}x"
         )
     print(

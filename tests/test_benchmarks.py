@@ -1,0 +1,31 @@
+"""The benchmark scripts run (tiny sizes): they must not rot between releases."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+
+def _run(script, *args):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True, text=True, check=True, cwd=ROOT, timeout=300,
+    )
+    return out.stdout
+
+
+def test_bench_dfa_runs_and_reports_oracle_agreement():
+    out = _run("bench_dfa.py", "--sizes", "500", "--seconds", "0.05")
+    row = next(line for line in out.splitlines() if line.strip().startswith("500"))
+    assert float(row.split()[-1]) < 1e-9  # |Δα| against the oracle
+
+
+def test_bench_monitor_runs():
+    pytest.importorskip("torch")
+    out = _run("bench_monitor.py", "--sizes", "0.4", "--repeats", "3")
+    row = next(line for line in out.splitlines() if line.strip().startswith("0.4M"))
+    assert "1.000x" in row  # held: exactly one snapshot
+    assert "amortised" in out
