@@ -35,8 +35,13 @@ def _fit(scales, fluctuations):
     return float(alpha), scales, fluctuations, float(r_squared)
 
 
-def dfa_loop(signal, min_box=4, max_box=None, num_scales=20):
-    """The 0.1.0 estimator, box by box: (alpha, scales, fluctuations, r_squared)."""
+def dfa_loop(signal, min_box=4, max_box=None, num_scales=20, order=1, aggregate="mean"):
+    """The 0.1.0 estimator, box by box: (alpha, scales, fluctuations, r_squared).
+
+    ``order`` is the degree of the polynomial fitted per box (1 in 0.1.0);
+    ``aggregate="rms"`` takes sqrt(mean of per-box variances) instead of the mean of
+    per-box RMS values.
+    """
     x = np.asarray(signal, dtype=np.float64)
     n = len(x)
     y = np.cumsum(x - np.mean(x))
@@ -47,9 +52,12 @@ def dfa_loop(signal, min_box=4, max_box=None, num_scales=20):
         t = np.arange(s)
         for start in [j * s for j in range(n // s)] + [n - (j + 1) * s for j in range(n // s)]:
             segment = y[start : start + s]
-            trend = np.polyval(np.polyfit(t, segment, 1), t)
+            trend = np.polyval(np.polyfit(t, segment, order), t)
             rms.append(np.sqrt(np.mean((segment - trend) ** 2)))
-        fluctuations[i] = np.mean(rms)
+        if aggregate == "mean":
+            fluctuations[i] = np.mean(rms)
+        else:
+            fluctuations[i] = np.sqrt(np.mean(np.square(rms)))
     return _fit(scales, fluctuations)
 
 

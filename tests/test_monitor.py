@@ -227,7 +227,10 @@ def test_summary():
     assert set(s) == {
         "total_epochs", "current_alpha", "current_regime", "mean_alpha", "min_alpha",
         "max_alpha", "epochs_ordered", "epochs_critical", "epochs_disordered",
+        "current_ci_low", "current_ci_high",
     }
+    assert (s["current_ci_low"], s["current_ci_high"]) == rm.alpha_ci
+    assert s["current_ci_low"] < s["current_alpha"] < s["current_ci_high"]
     _, alphas = rm.epoch_history
     finite = alphas[np.isfinite(alphas)]
     assert s["total_epochs"] == 30

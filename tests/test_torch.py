@@ -292,3 +292,107 @@ def test_memory_held_is_one_snapshot_and_constant_over_steps():
         assert len(m._pending) < m.stride
     assert m.snapshot_bytes == held
     assert m.get_signal().size == 50
+
+
+# ------------------------------------------------------------------ attach
+def _loss(model, gen):
+    x = torch.randn(16, 10, generator=gen)
+    return nn.functional.mse_loss(model(x), torch.randn(16, 1, generator=gen))
+
+
+def test_attach_records_every_real_step_only():
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    m = WeightChangeDFA(window=50)
+    handle = m.attach(opt)
+    assert m.attach(opt) is handle  # idempotent
+    gen = torch.Generator().manual_seed(11)
+    prev, expected = None, []
+    prev = _trainable_copy(model)  # attach took the baseline
+    for step in range(12):
+        for _ in range(4):  # gradient accumulation: four micro-batches per step
+            (_loss(model, gen) / 4).backward()
+            assert m.step_count == step
+        opt.step()
+        opt.zero_grad()
+        cur = _trainable_copy(model)
+        expected.append(_direct_norm(prev, cur))
+        prev = cur
+    assert m.step_count == 12
+    np.testing.assert_allclose(m.get_signal(), expected, rtol=1e-5)
+    m.detach()
+    _loss(model, gen).backward()
+    opt.step()
+    assert m.step_count == 12
+
+
+def test_step_skipped_by_grad_scaler_records_nothing():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**4)
+    m = WeightChangeDFA(window=50)
+    m.attach(opt)
+    gen = torch.Generator().manual_seed(12)
+    for step in range(6):
+        opt.zero_grad()
+        scaler.scale(_loss(model, gen)).backward()
+        if step == 3:
+            model[0].weight.grad[0, 0] = float("inf")  # overflow: the step is skipped
+        before = _trainable_copy(model)
+        count = m.step_count
+        scaler.step(opt)
+        scaler.update()
+        skipped = _direct_norm(before, _trainable_copy(model)) == 0.0
+        assert skipped == (step == 3)
+        assert m.step_count == count + (0 if skipped else 1)
+
+
+def test_normalize_lr_divides_each_param_group_by_its_rate():
+    model = _model()
+    opt = torch.optim.SGD(
+        [{"params": model[0].parameters(), "lr": 0.1}, {"params": model[2].parameters()}],
+        lr=0.01,
+    )
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    m = WeightChangeDFA(window=50, normalize="lr")
+    m.attach(opt)
+    gen = torch.Generator().manual_seed(13)
+    prev, expected = _trainable_copy(model), []
+    for _ in range(7):
+        opt.zero_grad()
+        _loss(model, gen).backward()
+        lrs = [g["lr"] for g in opt.param_groups]
+        opt.step()
+        cur = _trainable_copy(model)
+        sq = sum(((cur[k] - prev[k]) ** 2).sum() / lrs[0] ** 2 for k in cur if k[0] == "0")
+        sq += sum(((cur[k] - prev[k]) ** 2).sum() / lrs[1] ** 2 for k in cur if k[0] == "2")
+        expected.append(float(sq) ** 0.5)
+        prev = cur
+        sched.step()
+    np.testing.assert_allclose(m.get_signal(), expected, rtol=1e-5)
+
+
+def test_normalize_lr_with_update_and_optimizer_argument():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    m = WeightChangeDFA(window=50, normalize="lr")
+    plain = WeightChangeDFA(window=50)
+    gen = torch.Generator().manual_seed(14)
+    m.update(model, optimizer=opt)
+    plain.update(model)
+    for _ in range(5):
+        opt.zero_grad()
+        _loss(model, gen).backward()
+        opt.step()
+        m.update(model, optimizer=opt)
+        plain.update(model)
+    np.testing.assert_allclose(m.get_signal(), plain.get_signal() / 0.05, rtol=1e-12)
+    two = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.1},
+                           {"params": model[2].parameters(), "lr": 0.2}])
+    with pytest.raises(ValueError, match="one learning rate"):
+        m.update(0.3, optimizer=two)
+
+
+def test_attach_rejects_non_optimizers():
+    with pytest.raises(TypeError, match=r"`optimizer` must be a torch.optim.Optimizer.*Linear"):
+        WeightChangeDFA(window=50).attach(nn.Linear(2, 2))

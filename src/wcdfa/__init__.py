@@ -7,9 +7,17 @@ names the regime of training: ordered (α > 1.2), critical (0.8-1.2) or disorder
 
 from __future__ import annotations
 
-from wcdfa.dfa import compute_dfa
+from wcdfa.analysis import DFAResult, dfa
+from wcdfa.fluctuation import compute_dfa
 from wcdfa.monitor import RollingWeightChangeDFA, WeightChangeDFA
 
 __version__ = "0.2.0"
 
-__all__ = ["RollingWeightChangeDFA", "WeightChangeDFA", "__version__", "compute_dfa"]
+__all__ = [
+    "DFAResult",
+    "RollingWeightChangeDFA",
+    "WeightChangeDFA",
+    "__version__",
+    "compute_dfa",
+    "dfa",
+]

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wcdfa._checks import SNAPSHOT_MODES, check_choice, check_int, check_real
-from wcdfa.dfa import _as_signal, _dfa1, _Fit
+from wcdfa.analysis import DFAResult, check_options, dfa, with_interval
 from wcdfa.errors import DFAFailedWarning, NearConstantWarning
 
 if TYPE_CHECKING:
@@ -22,15 +22,18 @@ if TYPE_CHECKING:
 __all__ = ["RollingWeightChangeDFA", "WeightChangeDFA"]
 
 _NEAR_CONSTANT_STD = 1e-12
+NORMALIZE_MODES = ("lr",)
+_STATE_FORMAT = "wcdfa.monitor/1"
 _REGIME_CODES = {"ordered": 2, "critical": 1, "disordered": 0}
 
 
 class WeightChangeDFA:
     """Real-time weight-change DFA monitor for a training run.
 
-    Every call of :meth:`update` adds one ‖ΔW‖ sample to a window of the last
-    ``window`` samples; once the window is full, DFA is recomputed every ``stride``
-    samples and :attr:`alpha` and :attr:`regime` follow.
+    Every call of :meth:`update` (or every step of an :meth:`attach`-ed optimizer)
+    adds one ‖ΔW‖ sample to a window of the last ``window`` samples; once the window
+    is full, DFA is recomputed every ``stride`` samples and :attr:`alpha`,
+    :attr:`regime` and :attr:`alpha_ci` follow.
 
     Parameters
     ----------
@@ -44,12 +47,24 @@ class WeightChangeDFA:
     snapshot : {"device", "cpu"}, default "device"
         Keyword-only. Where the one copy of the trainable parameters lives when a
         model is passed to :meth:`update`.
+    order : int, default 1
+        Keyword-only. Degree of the detrending polynomial (see :func:`wcdfa.dfa`).
+        The regime thresholds were set for DFA-1.
+    aggregate : {"mean", "rms"}, default "mean"
+        Keyword-only. How F(s) combines the boxes (see :func:`wcdfa.dfa`).
+    ci : float or None, default 0.95
+        Keyword-only. Coverage of :attr:`alpha_ci`; ``None`` disables it.
+    normalize : {None, "lr"}, default None
+        Keyword-only. ``"lr"`` divides each update by the learning rate it was taken
+        with (each param group by its own), so that warm-up and decay do not show up
+        as correlation. Needs the optimizer: :meth:`attach` it, or pass
+        ``optimizer=`` to :meth:`update`.
 
     Raises
     ------
     ValueError
-        If ``window < 50``, ``stride < 1`` or ``thresholds`` is not a pair with
-        ``ordered > disordered``.
+        If ``window < 50``, ``stride < 1``, ``thresholds`` is not a pair with
+        ``ordered > disordered``, or an option is outside its choices.
 
     Examples
     --------
@@ -61,6 +76,9 @@ class WeightChangeDFA:
     ...     _ = monitor.update(norm)
     >>> monitor.regime, len(monitor.history)
     ('disordered', 5)
+    >>> low, high = monitor.alpha_ci
+    >>> bool(low < monitor.alpha < high)
+    True
     """
 
     ORDERED = "ordered"
@@ -74,6 +92,10 @@ class WeightChangeDFA:
         thresholds: tuple[float, float] = (1.2, 0.8),
         *,
         snapshot: str = "device",
+        order: int = 1,
+        aggregate: str = "mean",
+        ci: float | None = 0.95,
+        normalize: str | None = None,
     ) -> None:
         self.window = check_int("window", window, 50)
         self.stride = (
@@ -81,22 +103,32 @@ class WeightChangeDFA:
         )
         self.ordered_threshold, self.disordered_threshold = _check_thresholds(thresholds)
         self.snapshot = check_choice("snapshot", snapshot, SNAPSHOT_MODES)
+        self.order, self.aggregate, self.ci = check_options(order, aggregate, ci)
+        if normalize is not None:
+            check_choice("normalize", normalize, NORMALIZE_MODES)
+        self.normalize = normalize
         self._buffer = np.empty(self.window)
-        self._tracker: DeltaTracker | None = None
+        self._trackers: dict[Any, DeltaTracker] = {}
+        self._hooks: dict[int, tuple[Any, Any]] = {}  # id(optimizer) -> (optimizer, handle)
         self.reset()
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
-        """Clear every sample, the α history and the parameter snapshot."""
+        """Clear every sample, the α history and the parameter snapshots."""
         self._head = 0  # next write position in the ring buffer
         self._filled = 0  # valid samples in the ring buffer
-        self._pending: list[Tensor] = []  # device norms not yet fetched to the host
+        # Device values not yet fetched to the host: squared norms per group, and the
+        # weights (1 / lr**2 per group) to combine them with, or plain norms.
+        self._pending: list[Tensor] = []
+        self._pending_weights: list[NDArray[np.float64] | None] = []
+        self._pending_kind: tuple[str, int] | None = None
         self._step_count = 0
         self._alpha: float | None = None
-        self._fit: _Fit | None = None
+        self._result: DFAResult | None = None
+        self._result_has_ci = False
         self._alpha_history: list[float] = []
-        if self._tracker is not None:
-            self._tracker.reset()
+        for tracker in self._trackers.values():
+            tracker.reset()
 
     @property
     def thresholds(self) -> tuple[float, float]:
@@ -134,24 +166,152 @@ class WeightChangeDFA:
         return self._step_count
 
     @property
+    def result(self) -> DFAResult | None:
+        """The full :class:`~wcdfa.DFAResult` behind the current α (interval included).
+
+        The interval is computed on first access after each recomputation, so it
+        costs nothing to updates that do not read it.
+        """
+        if self._result is not None and self.ci is not None and not self._result_has_ci:
+            self._result = with_interval(self._result, self.ci)
+            self._result_has_ci = True
+        return self._result
+
+    @property
+    def alpha_ci(self) -> tuple[float, float] | None:
+        """``(low, high)`` confidence interval for α, or ``None``."""
+        result = self.result
+        if result is None or self.ci is None:
+            return None
+        return result.ci_low, result.ci_high
+
+    @property
     def r_squared(self) -> float | None:
         """R² of the log-log fit behind the current α, or ``None``."""
-        return None if self._fit is None else self._fit.r_squared
+        return None if self._result is None else self._result.r_squared
 
     @property
     def scales(self) -> NDArray[np.int64] | None:
         """Box sizes of the current fit, or ``None``."""
-        return None if self._fit is None else self._fit.scales
+        return None if self._result is None else self._result.scales
 
     @property
     def fluctuations(self) -> NDArray[np.float64] | None:
         """F(s) of the current fit, or ``None``."""
-        return None if self._fit is None else self._fit.fluctuations
+        return None if self._result is None else self._result.fluctuations
 
     @property
     def snapshot_bytes(self) -> int:
-        """Bytes the monitor holds for the parameter snapshot (0 without a model)."""
-        return 0 if self._tracker is None else self._tracker.snapshot_bytes
+        """Bytes the monitor holds for parameter snapshots (0 without a model)."""
+        return sum(t.snapshot_bytes for t in self._trackers.values())
+
+    # ------------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Return the monitor's state as plain Python values (checkpoint-safe).
+
+        The window, the step count, the α history, the current fit and the
+        settings; not the parameter snapshot, which at resume is the model's
+        restored weights (see :meth:`load_state_dict`).
+        """
+        result = None
+        if self._result is not None:
+            result = self._result.as_dict()
+            result.update(ci_low=None, ci_high=None, level=None)
+        return {
+            "format": _STATE_FORMAT,
+            "type": type(self).__name__,
+            "settings": self._settings(),
+            "signal": self.get_signal().tolist(),
+            "step_count": self._step_count,
+            "alpha_history": list(self._alpha_history),
+            "result": result,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], model: Any = None) -> None:
+        """Restore a :meth:`state_dict`; with ``model``, take it as the new baseline.
+
+        Parameters
+        ----------
+        state : dict
+            From :meth:`state_dict` of a monitor with the same settings.
+        model : torch.nn.Module, optional
+            The model whose weights were restored from the same checkpoint: its
+            trainable parameters become the snapshot, so the next ``update(model)``
+            records the next step's change exactly as an uninterrupted run would.
+            (An :meth:`attach`-ed optimizer takes its baseline when attached.)
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not a wcdfa monitor state, or was saved with other
+            settings (window, stride, thresholds, ...).
+        """
+        try:
+            fmt, settings = state["format"], state["settings"]
+            signal = np.asarray(state["signal"], dtype=np.float64)
+            step_count = int(state["step_count"])
+            history = [float(a) for a in state["alpha_history"]]
+            result = state["result"]
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"Argument `state` is not a wcdfa monitor state_dict: {exc!r}"
+            raise ValueError(msg) from None
+        if fmt != _STATE_FORMAT:
+            msg = f"Argument `state` has format {fmt!r}; this wcdfa reads {_STATE_FORMAT!r}"
+            raise ValueError(msg)
+        mine = self._settings()
+        if settings != mine:
+            diff = {k: (settings.get(k), v) for k, v in mine.items() if settings.get(k) != v}
+            msg = (
+                "Argument `state` was saved by a monitor with other settings "
+                f"(saved, here): {diff}"
+            )
+            raise ValueError(msg)
+        if signal.ndim != 1 or signal.size > self.window or step_count < signal.size:
+            msg = (
+                f"Argument `state` is inconsistent: {signal.size} samples for a window of "
+                f"{self.window} after {step_count} steps"
+            )
+            raise ValueError(msg)
+        self._restore(state)
+        self.reset_snapshot()
+        self._filled, self._head = 0, 0
+        self._push(signal)
+        self._step_count = step_count
+        self._alpha_history = history
+        self._alpha = history[-1] if history else None
+        self._result = None
+        if result is not None:
+            fields = dict(result)
+            fields["scales"] = np.asarray(fields["scales"], dtype=np.int64)
+            fields["fluctuations"] = np.asarray(fields["fluctuations"], dtype=np.float64)
+            fields.update(ci_low=float("nan"), ci_high=float("nan"), level=None)
+            self._result = DFAResult(**fields)
+        self._result_has_ci = False
+        if model is not None:
+            from wcdfa.tracking import DeltaTracker, trainable_parameters  # noqa: PLC0415
+
+            tracker = self._trackers.setdefault("model", DeltaTracker(snapshot=self.snapshot))
+            tracker.step(trainable_parameters(model))  # just reset: records the baseline
+
+    def reset_snapshot(self) -> None:
+        """Forget the parameter snapshots: the next model update records a baseline."""
+        self._pending, self._pending_weights, self._pending_kind = [], [], None
+        for tracker in self._trackers.values():
+            tracker.reset()
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "stride": self.stride,
+            "thresholds": list(self.thresholds),
+            "order": self.order,
+            "aggregate": self.aggregate,
+            "ci": self.ci,
+            "normalize": self.normalize,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Restore subclass state (nothing here)."""
 
     def get_signal(self) -> NDArray[np.float64]:
         """Return the window's ‖ΔW‖ samples as a new float64 array, oldest first."""
@@ -161,7 +321,7 @@ class WeightChangeDFA:
         return np.concatenate((self._buffer[self._head :], self._buffer[: self._head]))
 
     # ---------------------------------------------------------------- updates
-    def update(self, model_or_norm: Any) -> WeightChangeDFA:
+    def update(self, model_or_norm: Any, *, optimizer: Any = None) -> WeightChangeDFA:
         """Record one weight update and recompute DFA when it is due.
 
         Parameters
@@ -171,6 +331,9 @@ class WeightChangeDFA:
             ``requires_grad=True`` is recorded (the first call only records the
             baseline). A number: recorded as given. A 0-d or 1-element tensor: kept on
             its device and fetched with the others once per ``stride``.
+        optimizer : torch.optim.Optimizer, optional
+            Keyword-only. The optimizer whose step produced the update: with
+            ``normalize="lr"``, its learning rates divide the update.
 
         Returns
         -------
@@ -184,33 +347,38 @@ class WeightChangeDFA:
         ValueError
             If the norm is negative. For a tensor on an accelerator the check waits
             until the batch is fetched (the next ``stride`` boundary), to avoid a
-            host synchronisation per step.
+            host synchronisation per step. With ``normalize="lr"``: if no optimizer
+            is known, or a number is given while the param groups' rates differ.
         """
         value = model_or_norm
-        if isinstance(value, (float, int, np.floating, np.integer)) and not isinstance(
-            value, (bool, np.bool_)
-        ):
-            self._record(float(value))
-            return self
         torch = sys.modules.get("torch")
         if torch is not None and isinstance(value, torch.nn.Module):
-            norm = self._track(value)
-            if norm is not None:
-                self._record_tensor(norm)
+            self._update_model(value, optimizer)
             return self
         if torch is not None and isinstance(value, torch.Tensor):
-            self._record_tensor(self._user_tensor(value))
-            return self
-        if hasattr(value, "__array__") and not isinstance(value, str):
-            self._record(_size_one_float(value))
-            return self
-        msg = (
-            "Argument `model_or_norm` must be a torch.nn.Module or a number (float, int, "
-            f"numpy scalar, size-1 array or tensor), but got {type(value).__name__}"
-        )
-        raise TypeError(msg)
+            norm: Any = self._user_tensor(value)
+        elif isinstance(value, (float, int, np.floating, np.integer)) and not isinstance(
+            value, (bool, np.bool_)
+        ):
+            norm = float(value)
+        elif hasattr(value, "__array__") and not isinstance(value, str):
+            norm = _size_one_float(value)
+        else:
+            msg = (
+                "Argument `model_or_norm` must be a torch.nn.Module or a number (float, "
+                f"int, numpy scalar, size-1 array or tensor), but got {type(value).__name__}"
+            )
+            raise TypeError(msg)
+        lr = self._single_learning_rate(optimizer) if self.normalize == "lr" else None
+        if isinstance(norm, float):
+            _check_norm(norm)
+            self._record(norm if lr is None else norm / lr)
+        else:
+            weights = None if lr is None else np.array([1.0 / lr])
+            self._record_tensor(norm, ("norm", 1), weights)
+        return self
 
-    def update_from_norm(self, norm: Any) -> WeightChangeDFA:
+    def update_from_norm(self, norm: Any, *, optimizer: Any = None) -> WeightChangeDFA:
         """Record a weight-update magnitude computed elsewhere (JAX, TensorFlow, ...).
 
         Same as :meth:`update` for numbers and tensors; a model is refused.
@@ -219,14 +387,120 @@ class WeightChangeDFA:
         if torch is not None and isinstance(norm, torch.nn.Module):
             msg = "Argument `norm` must be a number, but got a torch.nn.Module; use update()"
             raise TypeError(msg)
-        return self.update(norm)
+        return self.update(norm, optimizer=optimizer)
 
-    def _track(self, model: Any) -> Tensor | None:
-        from wcdfa.tracking import DeltaTracker, trainable_parameters  # noqa: PLC0415
+    def attach(self, optimizer: Any) -> Any:
+        """Record ‖ΔW‖ after every real step of ``optimizer``: no call in the loop.
 
-        if self._tracker is None:
-            self._tracker = DeltaTracker(snapshot=self.snapshot)
-        return self._tracker.step(trainable_parameters(model))
+        Registers an optimizer step post-hook. The optimizer's trainable parameters
+        are snapshotted now, and each completed ``optimizer.step()`` records their
+        change. Micro-batches of gradient accumulation do not call
+        ``step()`` and record nothing; a step that AMP's ``GradScaler`` skips (inf or
+        NaN gradients) never calls ``step()`` either, so it records nothing.
+
+        With several optimizers on one model, attach each to its own monitor:
+        attaching two to the same monitor interleaves their samples in one window.
+
+        Parameters
+        ----------
+        optimizer : torch.optim.Optimizer
+
+        Returns
+        -------
+        torch.utils.hooks.RemovableHandle
+            ``handle.remove()`` detaches this optimizer only; see :meth:`detach`.
+        """
+        from wcdfa.tracking import DeltaTracker  # noqa: PLC0415 - torch is loaded
+
+        torch = sys.modules.get("torch")
+        if torch is None or not isinstance(optimizer, torch.optim.Optimizer):
+            msg = (
+                "Argument `optimizer` must be a torch.optim.Optimizer, but got "
+                f"{type(optimizer).__name__}"
+            )
+            raise TypeError(msg)
+        if id(optimizer) in self._hooks:
+            return self._hooks[id(optimizer)][1]
+        from wcdfa.tracking import optimizer_groups  # noqa: PLC0415
+
+        key = ("optimizer", id(optimizer))
+        self._trackers[key] = DeltaTracker(snapshot=self.snapshot)
+        params, ids = optimizer_groups(optimizer)
+        self._trackers[key].step(params, ids, len(optimizer.param_groups))  # baseline
+
+        def hook(opt: Any, args: Any, kwargs: Any) -> None:
+            self._update_optimizer(opt, key)
+
+        handle = optimizer.register_step_post_hook(hook)
+        self._hooks[id(optimizer)] = (optimizer, handle)
+        return handle
+
+    def detach(self) -> None:
+        """Remove every optimizer hook added by :meth:`attach`."""
+        for optimizer, handle in self._hooks.values():
+            handle.remove()
+            self._trackers.pop(("optimizer", id(optimizer)), None)
+        self._hooks.clear()
+
+    def _update_model(self, model: Any, optimizer: Any) -> None:
+        from wcdfa.tracking import (  # noqa: PLC0415 - torch is loaded
+            DeltaTracker,
+            learning_rates,
+            model_groups,
+            trainable_parameters,
+        )
+
+        tracker = self._trackers.get("model")
+        if tracker is None:
+            tracker = self._trackers["model"] = DeltaTracker(snapshot=self.snapshot)
+        if self.normalize != "lr":
+            squares = tracker.step(trainable_parameters(model))
+            weights = None
+        else:
+            optimizer = self._known_optimizer(optimizer)
+            params, ids, n_groups = model_groups(model, optimizer)
+            squares = tracker.step(params, ids, n_groups)
+            weights = np.array([1.0 / lr**2 for lr in learning_rates(optimizer)] + [1.0])
+        if squares is not None:
+            self._record_tensor(squares, ("squares", squares.shape[0]), weights)
+
+    def _update_optimizer(self, optimizer: Any, key: Any) -> None:
+        from wcdfa.tracking import learning_rates, optimizer_groups  # noqa: PLC0415
+
+        params, ids = optimizer_groups(optimizer)
+        n_groups = len(optimizer.param_groups)
+        squares = self._trackers[key].step(params, ids, n_groups)
+        if squares is None:
+            return
+        weights = None
+        if self.normalize == "lr":
+            weights = np.array([1.0 / lr**2 for lr in learning_rates(optimizer)])
+        self._record_tensor(squares, ("squares", n_groups), weights)
+
+    def _known_optimizer(self, optimizer: Any) -> Any:
+        if optimizer is not None:
+            return optimizer
+        if len(self._hooks) == 1:
+            return next(iter(self._hooks.values()))[0]
+        msg = (
+            "Argument `optimizer` is needed with normalize='lr' (the learning rate "
+            "divides each update): attach(optimizer) or pass update(..., optimizer=opt)"
+        )
+        raise ValueError(msg)
+
+    def _single_learning_rate(self, optimizer: Any) -> float:
+        from wcdfa.tracking import learning_rates  # noqa: PLC0415 - torch is loaded
+
+        rates = set(learning_rates(self._known_optimizer(optimizer)))
+        if len(rates) != 1:
+            msg = (
+                "Argument `optimizer` must have one learning rate to normalise a number "
+                f"by, but its param groups have {sorted(rates)}; pass the model instead, "
+                "so that each group is divided by its own rate"
+            )
+            raise ValueError(msg)
+        (lr,) = rates
+        return lr
 
     def _user_tensor(self, value: Tensor) -> Tensor:
         if value.numel() != 1:
@@ -235,7 +509,7 @@ class WeightChangeDFA:
                 f"shape {tuple(value.shape)}"
             )
             raise TypeError(msg)
-        value = value.detach().reshape(())
+        value = value.detach().reshape(1)
         if value.is_complex() or value.dtype is sys.modules["torch"].bool:
             msg = f"Argument `model_or_norm` must be a real tensor, but got dtype {value.dtype}"
             raise TypeError(msg)
@@ -244,13 +518,18 @@ class WeightChangeDFA:
         return value
 
     def _record(self, norm: float) -> None:
-        _check_norm(norm)
         self._flush()
         self._push(np.array([norm]))
         self._advance()
 
-    def _record_tensor(self, norm: Tensor) -> None:
-        self._pending.append(norm)
+    def _record_tensor(
+        self, value: Tensor, kind: tuple[str, int], weights: NDArray[np.float64] | None
+    ) -> None:
+        if self._pending_kind != kind:
+            self._flush()
+            self._pending_kind = kind
+        self._pending.append(value)
+        self._pending_weights.append(weights)
         self._advance()
 
     def _advance(self) -> None:
@@ -261,23 +540,28 @@ class WeightChangeDFA:
                 self._recompute()
 
     def _flush(self) -> None:
-        """Fetch pending device norms to the host: one transfer for the batch."""
+        """Fetch pending device values to the host: one transfer for the batch."""
         if not self._pending:
             return
         import torch  # noqa: PLC0415 - pending tensors mean torch is loaded
 
-        pending, self._pending = self._pending, []
-        devices = {t.device for t in pending}
-        if len(devices) > 1:
+        pending, weights, kind = self._pending, self._pending_weights, self._pending_kind
+        self._pending, self._pending_weights, self._pending_kind = [], [], None
+        if len({t.device for t in pending}) > 1:
             pending = [t.cpu() for t in pending]
-        values = torch.stack(pending).to("cpu", torch.float64).numpy()
-        negative = np.flatnonzero(values < 0)
-        self._push(values)
+        values = torch.stack(pending).to("cpu", torch.float64).numpy()  # (steps, groups)
+        scale = np.stack([np.ones(values.shape[1]) if w is None else w for w in weights])
+        if kind is not None and kind[0] == "squares":
+            norms = np.sqrt((values * scale).sum(axis=1))
+        else:
+            norms = values[:, 0] * scale[:, 0]
+        negative = np.flatnonzero(norms < 0)
+        self._push(norms)
         if negative.size:
             msg = (
                 "Argument `model_or_norm` must be a non-negative weight-update norm, but "
                 f"{negative.size} tensor(s) fetched at step {self._step_count} were "
-                f"negative (first {values[negative[0]]})"
+                f"negative (first {norms[negative[0]]})"
             )
             raise ValueError(msg)
 
@@ -304,13 +588,14 @@ class WeightChangeDFA:
             )
             return
         try:
-            fit = _dfa1(_as_signal(signal), 4, None, 20)
+            result = dfa(signal, order=self.order, aggregate=self.aggregate, ci=None)
         except ValueError as exc:
             warnings.warn(f"DFA computation failed: {exc}", DFAFailedWarning, stacklevel=4)
             return
-        self._fit = fit
-        self._alpha = fit.alpha
-        self._alpha_history.append(fit.alpha)
+        self._result = result
+        self._result_has_ci = False
+        self._alpha = result.alpha
+        self._alpha_history.append(result.alpha)
 
     def regime_code(self) -> int | None:
         """Return the regime as logged to dashboards: 2 ordered, 1 critical, 0 disordered."""
@@ -329,7 +614,9 @@ class WeightChangeDFA:
         samples = f"samples={self.n_samples}/{self.window}"
         if self._alpha is None:
             return f"{name}(not ready, {samples})"
-        return f"{name}(α={self._alpha:.3f}, regime='{self.regime}', {samples})"
+        ci = self.alpha_ci
+        interval = "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+        return f"{name}(α={self._alpha:.3f}{interval}, regime='{self.regime}', {samples})"
 
 
 class RollingWeightChangeDFA(WeightChangeDFA):
@@ -358,6 +645,25 @@ class RollingWeightChangeDFA(WeightChangeDFA):
         self._epoch_steps: list[int] = []
         self._epoch_alphas: list[float | None] = []
 
+    def state_dict(self) -> dict[str, Any]:
+        """Return the state of :class:`WeightChangeDFA` plus the epoch record."""
+        state = super().state_dict()
+        state["epochs"] = list(self._epoch_steps)
+        state["epoch_alphas"] = list(self._epoch_alphas)
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        try:
+            epochs = [int(e) for e in state["epochs"]]
+            alphas = [None if a is None else float(a) for a in state["epoch_alphas"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"Argument `state` is not a RollingWeightChangeDFA state_dict: {exc!r}"
+            raise ValueError(msg) from None
+        if len(epochs) != len(alphas):
+            msg = "Argument `state` is inconsistent: epochs and epoch_alphas differ in length"
+            raise ValueError(msg)
+        self._epoch_steps, self._epoch_alphas = epochs, alphas
+
     def end_epoch(self, epoch: int | None = None) -> None:
         """Record the current α (``None`` before the first) for an epoch.
 
@@ -385,7 +691,9 @@ class RollingWeightChangeDFA(WeightChangeDFA):
         Returns
         -------
         dict
-            ``total_epochs``, ``current_alpha``, ``current_regime``, ``mean_alpha``,
+            ``total_epochs``, ``current_alpha``, ``current_regime``,
+            ``current_ci_low``, ``current_ci_high`` (the interval of the current α),
+            ``mean_alpha``,
             ``min_alpha``, ``max_alpha`` (``None`` without any finite epoch α) and
             ``epochs_ordered``, ``epochs_critical``, ``epochs_disordered``, which add
             up to the number of epochs with a finite α.
@@ -393,10 +701,13 @@ class RollingWeightChangeDFA(WeightChangeDFA):
         epochs, alphas = self.epoch_history
         valid = alphas[np.isfinite(alphas)]
         regimes = [self._classify(float(a)) for a in valid]
+        ci = self.alpha_ci
         return {
             "total_epochs": len(epochs),
             "current_alpha": self._alpha,
             "current_regime": self.regime,
+            "current_ci_low": None if ci is None else ci[0],
+            "current_ci_high": None if ci is None else ci[1],
             "mean_alpha": float(valid.mean()) if valid.size else None,
             "min_alpha": float(valid.min()) if valid.size else None,
             "max_alpha": float(valid.max()) if valid.size else None,

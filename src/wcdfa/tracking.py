@@ -1,19 +1,22 @@
 """‖ΔW‖ of a torch model between two calls, from one snapshot of its parameters.
 
-torch is imported only by this module, and this module only when a model is handed
-to a monitor. The norm is returned as a 0-d tensor on the parameters' device: no host
-synchronisation happens here.
+torch is imported only by this module, and this module only when a model or an
+optimizer is handed to a monitor. The result stays on the parameters' device as a
+float64 vector of squared norms, one per group of parameters (one group unless the
+caller groups them, e.g. by optimizer param group): no host synchronisation here.
 
 Three kernels keep the snapshot up to date while measuring the change:
 
 - accelerator parameters, snapshot beside them: three foreach kernels over all
-  tensors (``snap -= p``, per-tensor norms, ``snap <- p``); launch count does not grow
-  with the number of tensors;
+  tensors (``snap -= p``, per-tensor norms, ``snap <- p``); the launch count does not
+  grow with the number of tensors;
 - CPU parameters: the same three steps, but chunk by chunk (1 MiB of float32), so
   that each chunk is still in cache for the second and third step; this reads the
   snapshot and the parameters once from memory, close to the cost of a plain copy;
 - ``snapshot="cpu"`` with accelerator parameters: host-memory snapshot (pinned),
   streamed through the device one tensor at a time.
+
+bf16/fp16 differences and their squares are formed in float32.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def trainable_parameters(model: torch.nn.Module) -> list[Tensor]:
 
 
 class DeltaTracker:
-    """Frobenius norm of the change of a set of parameters since the last call.
+    """Squared Frobenius norms of the change of parameters since the last call.
 
     Parameters
     ----------
@@ -65,49 +68,69 @@ class DeltaTracker:
 
     @property
     def snapshot_bytes(self) -> int:
-        """Bytes held: the snapshot and the kernels' per-chunk slots."""
+        """Bytes held: the snapshot and the kernels' small per-chunk buffers."""
         held = sum(s.numel() * s.element_size() for s in self._snaps)
-        return held + sum(g.extra_bytes() for g in self._groups)
+        return held + sum(k.extra_bytes() for k in self._kernels)
 
     def reset(self) -> None:
         """Forget the snapshot: the next call records a new baseline."""
         self._params: list[Tensor] = []
         self._snaps: list[Tensor] = []
-        self._groups: list[_Group] = []
+        self._ids: list[int] = []
+        self._n_groups = 1
+        self._kernels: list[_Kernel] = []
 
     @torch.no_grad()
-    def step(self, params: Sequence[Tensor]) -> Tensor | None:
-        """Return ‖params − previous params‖ and make ``params`` the new snapshot.
+    def step(
+        self, params: Sequence[Tensor], groups: Sequence[int] | None = None, n_groups: int = 1
+    ) -> Tensor | None:
+        """Return the squared norms of ``params − previous params`` per group.
 
-        Returns ``None`` when there is nothing to compare with: on the first call,
-        and when none of ``params`` was tracked before.
+        Parameters
+        ----------
+        params : sequence of Tensor
+            The tensors to track, in a stable order.
+        groups : sequence of int, optional
+            Group index of each tensor (default: all in group 0).
+        n_groups : int
+            Number of groups.
+
+        Returns
+        -------
+        Tensor or None
+            float64 vector of ``n_groups`` squared norms on the first tensor's device,
+            and the snapshot refreshed to ``params``; ``None`` when there is nothing
+            to compare with (first call, or none of ``params`` tracked before).
         """
-        if len(params) == len(self._params) and all(
-            a is b for a, b in zip(params, self._params, strict=True)
+        ids = [0] * len(params) if groups is None else list(groups)
+        if (
+            n_groups == self._n_groups
+            and ids == self._ids
+            and len(params) == len(self._params)
+            and all(a is b for a, b in zip(params, self._params, strict=True))
         ):
-            return _total([g.measure_and_refresh() for g in self._groups], params[0].device)
-        return self._regroup(params)
+            return _combine([k.measure_and_refresh() for k in self._kernels], params[0].device)
+        return self._regroup(params, ids, n_groups)
 
-    def _regroup(self, params: Sequence[Tensor]) -> Tensor | None:
+    def _regroup(self, params: Sequence[Tensor], ids: list[int], n_groups: int) -> Tensor | None:
         previous = {id(p): s for p, s in zip(self._params, self._snaps, strict=True)}
-        kept_p: list[Tensor] = []
-        kept_s: list[Tensor] = []
+        kept: list[tuple[Tensor, Tensor, int]] = []
         snaps: list[Tensor] = []
-        for p in params:
+        for p, g in zip(params, ids, strict=True):
             s = previous.get(id(p))
             if s is not None and s.shape == p.shape and s.dtype == p.dtype:
-                kept_p.append(p)
-                kept_s.append(s)
+                kept.append((p, s, g))
             else:
                 s = self._new_snapshot(p)
             snaps.append(s)
-        norm = None
-        if kept_p:
-            norm = _total([g.measure_and_refresh() for g in self._make_groups(kept_p, kept_s)],
-                          kept_p[0].device)
-        self._params, self._snaps = list(params), snaps
-        self._groups = self._make_groups(self._params, self._snaps)
-        return norm
+        squares = None
+        if kept:
+            ps, ss, gs = (list(t) for t in zip(*kept, strict=True))
+            kernels = self._make_kernels(ps, ss, gs, n_groups)
+            squares = _combine([k.measure_and_refresh() for k in kernels], ps[0].device)
+        self._params, self._snaps, self._ids, self._n_groups = list(params), snaps, ids, n_groups
+        self._kernels = self._make_kernels(self._params, self._snaps, ids, n_groups)
+        return squares
 
     def _new_snapshot(self, p: Tensor) -> Tensor:
         if self.snapshot == "cpu" and p.device.type != "cpu":
@@ -116,42 +139,56 @@ class DeltaTracker:
             return out
         return p.detach().clone(memory_format=torch.contiguous_format)
 
-    def _make_groups(self, params: list[Tensor], snaps: list[Tensor]) -> list[_Group]:
-        by_device: dict[torch.device, tuple[list[Tensor], list[Tensor]]] = {}
-        for p, s in zip(params, snaps, strict=True):
-            ps, ss = by_device.setdefault(p.device, ([], []))
-            ps.append(p)
-            ss.append(s)
-        groups: list[_Group] = []
-        for device, (ps, ss) in by_device.items():
+    def _make_kernels(
+        self, params: list[Tensor], snaps: list[Tensor], ids: list[int], n_groups: int
+    ) -> list[_Kernel]:
+        by_device: dict[torch.device, list[int]] = {}
+        for i, p in enumerate(params):
+            by_device.setdefault(p.device, []).append(i)
+        kernels: list[_Kernel] = []
+        for device, idx in by_device.items():
+            args = ([params[i] for i in idx], [snaps[i] for i in idx], [ids[i] for i in idx])
             if device.type == "cpu":
-                groups.append(_CpuGroup(ps, ss))
+                kernels.append(_CpuKernel(*args, n_groups))
             elif self.snapshot == "cpu":
-                groups.append(_OffloadGroup(ps, ss))
+                kernels.append(_OffloadKernel(*args, n_groups))
             else:
-                groups.append(_ForeachGroup(ps, ss))
-        return groups
+                kernels.append(_ForeachKernel(*args, n_groups))
+        return kernels
 
 
-class _Group:
-    """Parameters on one device with their snapshots."""
+class _Kernel:
+    """Parameters on one device with their snapshots and group indices."""
 
-    def __init__(self, params: list[Tensor], snaps: list[Tensor]) -> None:
+    def __init__(
+        self, params: list[Tensor], snaps: list[Tensor], ids: list[int], n_groups: int
+    ) -> None:
         self.params = params
         self.snaps = snaps
+        self.n_groups = n_groups
+        self.ids = torch.tensor(ids, dtype=torch.long, device=params[0].device)
 
     def measure_and_refresh(self) -> Tensor:
-        """Return the float64 squared norm of the change and refresh the snapshot."""
+        """Return float64 squared norms of the change per group; refresh the snapshot."""
         raise NotImplementedError
 
     def extra_bytes(self) -> int:
         """Bytes held beyond the snapshot itself."""
         return 0
 
+    def _per_group(self, norms: list[Tensor], ids: Tensor) -> Tensor:
+        squares = torch.stack(norms).to(torch.float64).square()
+        if self.n_groups == 1:
+            return squares.sum().reshape(1)
+        out = torch.zeros(self.n_groups, dtype=torch.float64, device=squares.device)
+        return out.index_add_(0, ids, squares)
 
-class _ForeachGroup(_Group):
-    def __init__(self, params: list[Tensor], snaps: list[Tensor]) -> None:
-        super().__init__(params, snaps)
+
+class _ForeachKernel(_Kernel):
+    def __init__(
+        self, params: list[Tensor], snaps: list[Tensor], ids: list[int], n_groups: int
+    ) -> None:
+        super().__init__(params, snaps, ids, n_groups)
         full = [i for i, p in enumerate(params) if p.dtype not in _LOW_PRECISION]
         low = [i for i, p in enumerate(params) if p.dtype in _LOW_PRECISION]
         self.full = ([params[i] for i in full], [snaps[i] for i in full])
@@ -166,6 +203,7 @@ class _ForeachGroup(_Group):
             self.low_batches[-1][0].append(params[i])
             self.low_batches[-1][1].append(snaps[i])
             size += params[i].numel()
+        self.order_ids = self.ids[torch.tensor(full + low, dtype=torch.long)]
 
     def measure_and_refresh(self) -> Tensor:
         norms: list[Tensor] = []
@@ -180,10 +218,10 @@ class _ForeachGroup(_Group):
             torch._foreach_sub_(diffs, params)
             norms += torch._foreach_norm(diffs, 2)
             torch._foreach_copy_(snaps, params)
-        return _sum_of_squares(norms)
+        return self._per_group(norms, self.order_ids)
 
 
-class _OffloadGroup(_Group):
+class _OffloadKernel(_Kernel):
     def measure_and_refresh(self) -> Tensor:
         norms = []
         for p, s in zip(self.params, self.snaps, strict=True):
@@ -191,39 +229,47 @@ class _OffloadGroup(_Group):
             prev = prev.float() if prev.dtype in _LOW_PRECISION else prev
             norms.append(torch.linalg.vector_norm(prev.sub_(p)))
             s.copy_(p.detach(), non_blocking=True)
-        return _sum_of_squares(norms)
+        return self._per_group(norms, self.ids)
 
 
-class _CpuGroup(_Group):
+class _CpuKernel(_Kernel):
     """Cache-blocked kernel: large tensors chunk by chunk, small ones by foreach."""
 
-    def __init__(self, params: list[Tensor], snaps: list[Tensor]) -> None:
-        super().__init__(params, snaps)
-        self.small = [i for i, p in enumerate(params) if p.numel() < _CHUNK]
+    def __init__(
+        self, params: list[Tensor], snaps: list[Tensor], ids: list[int], n_groups: int
+    ) -> None:
+        super().__init__(params, snaps, ids, n_groups)
+        small = [i for i, p in enumerate(params) if p.numel() < _CHUNK]
         self.large = [i for i, p in enumerate(params) if p.numel() >= _CHUNK]
+        self.small = (
+            _ForeachKernel(
+                [params[i] for i in small], [snaps[i] for i in small],
+                [ids[i] for i in small], n_groups,
+            )
+            if small
+            else None
+        )
         self.chunks = [torch.split(snaps[i].view(-1), _CHUNK) for i in self.large]
-        # One slot per chunk for its sum of squares, in the dtype torch.dot returns.
-        self.slots: dict[torch.dtype, Tensor] = {}
+        # One slot per chunk for its sum of squares, in the dtype torch.dot returns
+        # (float32 for bf16/fp16 chunks, whose difference is formed in float32).
+        n_chunks = sum(len(c) for c in self.chunks)
+        dtypes = {torch.float32 if params[i].dtype in _LOW_PRECISION else params[i].dtype
+                  for i in self.large}
+        self.slots = {dt: torch.zeros(n_chunks, dtype=dt) for dt in dtypes}
         self.slot_of: list[list[Tensor]] = []
-        counts: dict[torch.dtype, int] = {}
+        chunk_ids: list[int] = []
+        start = 0
         for i, chunks in zip(self.large, self.chunks, strict=True):
-            dtype = _slot_dtype(params[i].dtype)
-            counts[dtype] = counts.get(dtype, 0) + len(chunks)
-        for dtype, count in counts.items():
-            self.slots[dtype] = torch.zeros(count, dtype=dtype)
-        used = dict.fromkeys(counts, 0)
-        for i, chunks in zip(self.large, self.chunks, strict=True):
-            dtype = _slot_dtype(params[i].dtype)
-            start = used[dtype]
-            used[dtype] += len(chunks)
-            self.slot_of.append(list(self.slots[dtype][start : used[dtype]].unbind()))
+            dt = torch.float32 if params[i].dtype in _LOW_PRECISION else params[i].dtype
+            self.slot_of.append(list(self.slots[dt][start : start + len(chunks)].unbind()))
+            chunk_ids += [ids[i]] * len(chunks)
+            start += len(chunks)
+        self.chunk_ids = torch.tensor(chunk_ids, dtype=torch.long)
 
     def measure_and_refresh(self) -> Tensor:
-        parts: list[Tensor] = []
-        if self.small:
-            ps = [self.params[i] for i in self.small]
-            ss = [self.snaps[i] for i in self.small]
-            parts.append(_ForeachGroup(ps, ss).measure_and_refresh())
+        out = torch.zeros(self.n_groups, dtype=torch.float64)
+        if self.small is not None:
+            out += self.small.measure_and_refresh()
         for i, chunks, slots in zip(self.large, self.chunks, self.slot_of, strict=True):
             flat = self.params[i].detach().reshape(-1)
             for pc, sc, slot in zip(torch.split(flat, _CHUNK), chunks, slots, strict=True):
@@ -234,24 +280,50 @@ class _CpuGroup(_Group):
                     sc.sub_(pc)
                     torch.dot(sc, sc, out=slot)
                 sc.copy_(pc)
-        parts += [buf.sum(dtype=torch.float64) for buf in self.slots.values()]
-        return torch.stack(parts).sum()
+        for buf in self.slots.values():
+            squares = buf.to(torch.float64)
+            if self.n_groups == 1:
+                out += squares.sum()
+            else:
+                out.index_add_(0, self.chunk_ids, squares)
+        return out
 
     def extra_bytes(self) -> int:
         return sum(b.numel() * b.element_size() for b in self.slots.values())
 
 
-def _slot_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype in _LOW_PRECISION else dtype
-
-
-def _sum_of_squares(norms: list[Tensor]) -> Tensor:
-    # stack promotes mixed float32/float64 norms; one kernel, not one per tensor
-    return torch.stack(norms).to(torch.float64).square().sum()
-
-
-def _total(squares: list[Tensor], device: torch.device) -> Tensor:
-    """Combine the groups' squared norms into one float64 0-d tensor on ``device``."""
+def _combine(squares: list[Tensor], device: torch.device) -> Tensor:
+    """Sum the kernels' per-group squared norms on ``device``."""
     if len(squares) == 1:
-        return squares[0].sqrt()
-    return torch.stack([s.to(device, non_blocking=True) for s in squares]).sum().sqrt()
+        return squares[0]
+    return torch.stack([s.to(device, non_blocking=True) for s in squares]).sum(dim=0)
+
+
+def optimizer_groups(optimizer: torch.optim.Optimizer) -> tuple[list[Tensor], list[int]]:
+    """Trainable parameters of ``optimizer`` and the index of their param group."""
+    params: list[Tensor] = []
+    ids: list[int] = []
+    for g, group in enumerate(optimizer.param_groups):
+        for p in group["params"]:
+            if p.requires_grad:
+                params.append(p)
+                ids.append(g)
+    return params, ids
+
+
+def model_groups(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[list[Tensor], list[int], int]:
+    """Trainable parameters of ``model`` grouped by the optimizer's param groups.
+
+    Parameters the optimizer does not hold form one extra, last group.
+    """
+    group_of = {id(p): g for g, grp in enumerate(optimizer.param_groups) for p in grp["params"]}
+    extra = len(optimizer.param_groups)
+    params = trainable_parameters(model)
+    return params, [group_of.get(id(p), extra) for p in params], extra + 1
+
+
+def learning_rates(optimizer: torch.optim.Optimizer) -> list[float]:
+    """Return the current learning rate of each param group, as Python floats."""
+    return [float(group["lr"]) for group in optimizer.param_groups]

@@ -179,12 +179,14 @@ def _as_signal(signal: Any) -> NDArray[np.float64]:
     return x
 
 
-def _box_scales(n: int, min_box: Any, max_box: Any, num_scales: Any) -> _Scales:
+def _box_scales(
+    n: int, min_box: Any, max_box: Any, num_scales: Any, order: int = 1
+) -> _Scales:
     """Validate the box arguments and return the 0.1.0 box sizes (and layout)."""
-    min_box = check_int("min_box", min_box, 3)
+    min_box = check_int("min_box", min_box, order + 2)
     num_scales = check_int("num_scales", num_scales, 2)
     top = n // 4 if max_box is None else min(check_int("max_box", max_box, 1), n // 4)
-    return _scales_for(n, min_box, min_box + 1 if top < min_box else top, num_scales)
+    return _scales_for(n, min_box, min_box + 1 if top < min_box else top, num_scales, order)
 
 
 class _Scales(NamedTuple):
@@ -193,7 +195,7 @@ class _Scales(NamedTuple):
 
 
 @functools.lru_cache(maxsize=64)
-def _scales_for(n: int, min_box: int, top: int, num_scales: int) -> _Scales:
+def _scales_for(n: int, min_box: int, top: int, num_scales: int, order: int) -> _Scales:
     scales = np.unique(
         np.logspace(np.log10(min_box), np.log10(top), num=num_scales).astype(np.int64)
     )
@@ -207,24 +209,28 @@ def _scales_for(n: int, min_box: int, top: int, num_scales: int) -> _Scales:
         raise ValueError(msg)
     scales.flags.writeable = False
     small = int(np.sum(2 * (n // scales) * scales)) <= _GATHER_MAX_ELEMENTS
-    return _Scales(scales, _plan(n, scales) if small else None)
+    return _Scales(scales, _plan(n, scales, order) if small else None)
 
 
-def _dfa1(x: NDArray[np.float64], min_box: Any, max_box: Any, num_scales: Any) -> _Fit:
-    """DFA-1 of a validated signal: scales, fluctuations and the log-log fit."""
+def _dfa1(
+    x: NDArray[np.float64],
+    min_box: Any,
+    max_box: Any,
+    num_scales: Any,
+    order: int = 1,
+    aggregate: str = "mean",
+) -> _Fit:
+    """DFA of a validated signal: scales, fluctuations and the log-log fit."""
     n = x.shape[0]
-    scales, plan = _box_scales(n, min_box, max_box, num_scales)
+    scales, plan = _box_scales(n, min_box, max_box, num_scales, order)
     # Power-of-two rescaling is exact: it changes no bit of the profile's digits, only
     # keeps its magnitude near 1 (no overflow at 1e300, no underflow at 1e-300).
     exponent = int(np.frexp(np.max(np.abs(x)))[1])
     xs = np.ldexp(x, -exponent)
     y = np.cumsum(xs - xs.mean())
-    if plan is not None:
-        fluct = _fluctuations_gather(y, plan)
-    else:
-        fluct = _fluctuations_per_scale(y, scales)
+    fluct = _fluctuations(y, scales, plan, order, aggregate)
     # A fluctuation within rounding error of the profile is zero: a box whose profile
-    # is linear leaves a residual of a few ulps of |y|, not a measurement.
+    # is a polynomial of the detrending order leaves a residual of a few ulps of |y|.
     keep = fluct > _RESIDUAL_ULPS * np.finfo(np.float64).eps * np.max(np.abs(y))
     if np.count_nonzero(keep) < 2:
         msg = (
@@ -246,6 +252,20 @@ def _dfa1(x: NDArray[np.float64], min_box: Any, max_box: Any, num_scales: Any) -
     )
 
 
+def _alpha_batch(
+    x: NDArray[np.float64], scales: NDArray[np.int64], order: int = 1, aggregate: str = "mean"
+) -> NDArray[np.float64]:
+    """Alpha of each row of ``x`` (already validated, no zero fluctuation expected).
+
+    Used by the uncertainty calibration on thousands of synthetic series at once; the
+    per-scale kernel vectorises over the rows, which beats the gather layout here.
+    """
+    y = np.cumsum(x - x.mean(axis=-1, keepdims=True), axis=-1)
+    log_f = np.log10(_fluctuations(y, scales, None, order, aggregate))
+    log_s = np.log10(scales) - np.log10(scales).mean()
+    return np.asarray(log_f @ log_s / (log_s @ log_s))
+
+
 def _loglog_fit(
     log_s: NDArray[np.float64], log_f: NDArray[np.float64]
 ) -> tuple[float, float, float]:
@@ -264,27 +284,64 @@ def _loglog_fit(
     return slope, my - slope * mx, r_squared
 
 
-def _fluctuations_per_scale(
-    y: NDArray[np.float64], scales: NDArray[np.int64]
+@functools.lru_cache(maxsize=256)
+def _trend_basis(s: int, order: int) -> NDArray[np.float64]:
+    """Orthonormal polynomial basis of degrees 1..order on a box of s points, (s, order).
+
+    Orthogonal to the constants, whose part is removed separately as the box mean.
+    """
+    t = (np.arange(s) - (s - 1) / 2.0) / s
+    vander = np.vander(t, order + 1, increasing=True)
+    q = np.linalg.qr(vander)[0][:, 1:]
+    q.flags.writeable = False
+    return q
+
+
+def _fluctuations(
+    y: NDArray[np.float64],
+    scales: NDArray[np.int64],
+    plan: _Plan | None,
+    order: int,
+    aggregate: str,
 ) -> NDArray[np.float64]:
-    """Kernel for long signals: one vectorised pass per scale, O(n) extra memory."""
-    n = y.shape[0]
-    out = np.empty(scales.size)
+    """F(s) of the profile(s) ``y`` (shape (n,) or (batch, n)) at each scale."""
+    if plan is not None:
+        rss = _box_rss_gather(y, plan)  # (..., boxes)
+        sums = np.add.reduceat(
+            np.sqrt(rss * plan.inv_len) if aggregate == "mean" else rss * plan.inv_len,
+            plan.scale_start,
+            axis=-1,
+        )
+        out = sums * plan.inv_boxes
+    else:
+        out = _fluctuations_per_scale(y, scales, order, aggregate)
+    return np.asarray(out if aggregate == "mean" else np.sqrt(out))
+
+
+def _fluctuations_per_scale(
+    y: NDArray[np.float64], scales: NDArray[np.int64], order: int, aggregate: str
+) -> NDArray[np.float64]:
+    """Kernel for long signals: one vectorised pass per scale, O(n) extra memory.
+
+    Returns the mean per-box RMS residual ("mean") or the mean per-box variance
+    ("rms", square root taken by the caller), shape (..., scales).
+    """
+    n = y.shape[-1]
+    lead = y.shape[:-1]
+    out = np.empty((*lead, scales.size))
     for i, s in enumerate(scales.tolist()):
         m = n // s
-        xc = np.arange(s) - (s - 1) / 2.0
-        inv_sxx = 12.0 / (s * (s * s - 1.0))
-        halves = [y[: m * s].reshape(m, s)]
+        basis = _trend_basis(s, order)
+        halves = [y[..., : m * s].reshape(*lead, m, s)]
         if n % s:  # otherwise the boxes from the end are the boxes from the start
-            halves.append(y[n - m * s :].reshape(m, s))
-        total = 0.0
+            halves.append(y[..., n - m * s :].reshape(*lead, m, s))
+        total = np.zeros(lead)
         for boxes in halves:
-            mean = boxes.mean(axis=1)
-            beta = (boxes @ xc) * inv_sxx
-            resid = boxes - mean[:, None]
-            resid -= beta[:, None] * xc
-            total += float(np.sqrt(np.einsum("ij,ij->i", resid, resid) / s).sum())
-        out[i] = total / (len(halves) * m)
+            resid = boxes - boxes.mean(axis=-1, keepdims=True)
+            resid -= (boxes @ basis) @ basis.T
+            var = np.einsum("...ij,...ij->...i", resid, resid) / s
+            total = total + (np.sqrt(var) if aggregate == "mean" else var).sum(axis=-1)
+        out[..., i] = total / (len(halves) * m)
     return out
 
 
@@ -292,36 +349,34 @@ class _Plan(NamedTuple):
     """Layout of every box of every scale laid end to end."""
 
     pieces: tuple[slice, ...]  # slices of y that, concatenated, list all boxes
-    xc: NDArray[np.float64]  # abscissa of each laid-out element, centred in its box
+    basis: NDArray[np.float64]  # (order, elements): trend basis value of each element
     length: NDArray[np.intp]  # length of each box
     box_start: NDArray[np.intp]  # first element of each box in the laid-out array
     inv_len: NDArray[np.float64]  # 1 / box length
-    inv_sxx: NDArray[np.float64]  # 1 / sum of xc**2 over the box
     scale_start: NDArray[np.intp]  # first box of each scale
     inv_boxes: NDArray[np.float64]  # 1 / number of boxes of each scale
 
 
-def _plan(n: int, scales: NDArray[np.int64]) -> _Plan:
-    """Build (once per signal length and scale set) the layout of all boxes.
+def _plan(n: int, scales: NDArray[np.int64], order: int) -> _Plan:
+    """Build (once per signal length, scale set and order) the layout of all boxes.
 
     For a box size ``s`` with ``m = n // s`` boxes from the start and ``m`` from the
     end, the boxes are ``y[:m*s]`` and ``y[n-m*s:]`` cut into rows of ``s``.
     """
     per_scale = n // scales
     pieces: list[slice] = []
+    basis: list[NDArray[np.float64]] = []
     for s, m in zip(scales.tolist(), per_scale.tolist(), strict=True):
         pieces += [slice(0, m * s), slice(n - m * s, n)]
+        basis.append(np.tile(_trend_basis(s, order).T, 2 * m))
     n_boxes = 2 * per_scale
     length = np.repeat(scales, n_boxes).astype(np.intp)
-    box_start = np.cumsum(length) - length
-    within = np.arange(int(length.sum())) - np.repeat(box_start, length)
     plan = _Plan(
         pieces=tuple(pieces),
-        xc=(within - np.repeat((length - 1) / 2.0, length)).astype(np.float64),
+        basis=np.concatenate(basis, axis=1),
         length=length,
-        box_start=box_start,
+        box_start=np.cumsum(length) - length,
         inv_len=1.0 / length,
-        inv_sxx=12.0 / (length * (length * length - 1.0)),
         scale_start=(np.cumsum(n_boxes) - n_boxes).astype(np.intp),
         inv_boxes=1.0 / n_boxes,
     )
@@ -330,13 +385,17 @@ def _plan(n: int, scales: NDArray[np.int64]) -> _Plan:
     return plan
 
 
-def _fluctuations_gather(y: NDArray[np.float64], plan: _Plan) -> NDArray[np.float64]:
-    """Kernel for short signals: all boxes of all scales in a dozen numpy calls."""
-    z = np.concatenate([y[piece] for piece in plan.pieces])
-    mean = np.add.reduceat(z, plan.box_start) * plan.inv_len
-    beta = np.add.reduceat(z * plan.xc, plan.box_start) * plan.inv_sxx
-    z -= np.repeat(mean, plan.length)
-    z -= np.repeat(beta, plan.length) * plan.xc
+def _box_rss_gather(y: NDArray[np.float64], plan: _Plan) -> NDArray[np.float64]:
+    """Residual sum of squares of every box of every scale in a dozen numpy calls.
+
+    The trend of each box is removed explicitly (its mean, then its projection on the
+    orthonormal polynomial basis): never a difference of sums of squares.
+    """
+    z = np.concatenate([y[..., piece] for piece in plan.pieces], axis=-1)
+    mean = np.add.reduceat(z, plan.box_start, axis=-1) * plan.inv_len
+    coefs = [np.add.reduceat(z * q, plan.box_start, axis=-1) for q in plan.basis]
+    z -= np.repeat(mean, plan.length, axis=-1)
+    for q, c in zip(plan.basis, coefs, strict=True):
+        z -= np.repeat(c, plan.length, axis=-1) * q
     z *= z
-    rms = np.sqrt(np.add.reduceat(z, plan.box_start) * plan.inv_len)
-    return np.asarray(np.add.reduceat(rms, plan.scale_start) * plan.inv_boxes)
+    return np.asarray(np.add.reduceat(z, plan.box_start, axis=-1))
