@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import array
+import csv
+import json
+import math
 import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +29,7 @@ __all__ = ["RollingWeightChangeDFA", "WeightChangeDFA"]
 _NEAR_CONSTANT_STD = 1e-12
 NORMALIZE_MODES = ("lr",)
 _STATE_FORMAT = "wcdfa.monitor/1"
+_ROW_FIELDS = ["step", "delta_norm", "alpha", "alpha_ci_low", "alpha_ci_high", "regime"]
 _REGIME_CODES = {"ordered": 2, "critical": 1, "disordered": 0}
 
 
@@ -59,6 +65,10 @@ class WeightChangeDFA:
         with (each param group by its own), so that warm-up and decay do not show up
         as correlation. Needs the optimizer: :meth:`attach` it, or pass
         ``optimizer=`` to :meth:`update`.
+    keep_norms : bool, default False
+        Keyword-only. Keep every ‖ΔW‖ of the run (8 bytes a step) for :meth:`save`,
+        not only the window; off, the monitor's memory does not grow with the steps
+        (apart from the α history).
 
     Raises
     ------
@@ -96,6 +106,7 @@ class WeightChangeDFA:
         aggregate: str = "mean",
         ci: float | None = 0.95,
         normalize: str | None = None,
+        keep_norms: bool = False,
     ) -> None:
         self.window = check_int("window", window, 50)
         self.stride = (
@@ -107,6 +118,7 @@ class WeightChangeDFA:
         if normalize is not None:
             check_choice("normalize", normalize, NORMALIZE_MODES)
         self.normalize = normalize
+        self.keep_norms = bool(keep_norms)
         self._buffer = np.empty(self.window)
         self._trackers: dict[Any, DeltaTracker] = {}
         self._hooks: dict[int, tuple[Any, Any]] = {}  # id(optimizer) -> (optimizer, handle)
@@ -127,6 +139,8 @@ class WeightChangeDFA:
         self._result: DFAResult | None = None
         self._result_has_ci = False
         self._alpha_history: list[float] = []
+        self._alpha_steps: list[int] = []
+        self._norm_log: array.array[float] | None = array.array("d") if self.keep_norms else None
         for tracker in self._trackers.values():
             tracker.reset()
 
@@ -154,6 +168,11 @@ class WeightChangeDFA:
     def history(self) -> list[float]:
         """Every α computed so far, oldest first."""
         return list(self._alpha_history)
+
+    @property
+    def history_steps(self) -> list[int]:
+        """The step (sample count) at which each α of :attr:`history` was computed."""
+        return list(self._alpha_steps)
 
     @property
     def n_samples(self) -> int:
@@ -224,6 +243,8 @@ class WeightChangeDFA:
             "signal": self.get_signal().tolist(),
             "step_count": self._step_count,
             "alpha_history": list(self._alpha_history),
+            "alpha_steps": list(self._alpha_steps),
+            "norms": None if self._norm_log is None else self._norm_log.tolist(),
             "result": result,
         }
 
@@ -251,6 +272,8 @@ class WeightChangeDFA:
             signal = np.asarray(state["signal"], dtype=np.float64)
             step_count = int(state["step_count"])
             history = [float(a) for a in state["alpha_history"]]
+            history_steps = [int(k) for k in state["alpha_steps"]]
+            norms = state["norms"]
             result = state["result"]
         except (KeyError, TypeError, ValueError) as exc:
             msg = f"Argument `state` is not a wcdfa monitor state_dict: {exc!r}"
@@ -275,9 +298,12 @@ class WeightChangeDFA:
         self._restore(state)
         self.reset_snapshot()
         self._filled, self._head = 0, 0
-        self._push(signal)
+        self._push(signal, log=False)
+        if self._norm_log is not None:
+            self._norm_log = array.array("d", [] if norms is None else norms)
         self._step_count = step_count
         self._alpha_history = history
+        self._alpha_steps = history_steps
         self._alpha = history[-1] if history else None
         self._result = None
         if result is not None:
@@ -308,6 +334,7 @@ class WeightChangeDFA:
             "aggregate": self.aggregate,
             "ci": self.ci,
             "normalize": self.normalize,
+            "keep_norms": self.keep_norms,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -565,8 +592,10 @@ class WeightChangeDFA:
             )
             raise ValueError(msg)
 
-    def _push(self, values: NDArray[np.float64]) -> None:
+    def _push(self, values: NDArray[np.float64], log: bool = True) -> None:
         """Append samples to the ring buffer, overwriting the oldest."""
+        if log and self._norm_log is not None:
+            self._norm_log.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
         values = values[-self.window :]
         k = values.size
         first = min(k, self.window - self._head)
@@ -596,6 +625,184 @@ class WeightChangeDFA:
         self._result_has_ci = False
         self._alpha = result.alpha
         self._alpha_history.append(result.alpha)
+        self._alpha_steps.append(self._step_count)
+
+    # ------------------------------------------------------------------ sinks
+    def metrics(self, prefix: str = "wcdfa/") -> dict[str, float]:
+        """Return the numbers every sink logs, keyed ``prefix + name``.
+
+        ``delta_norm`` (the latest ‖ΔW‖) is always there once a sample exists;
+        ``alpha``, ``regime`` (2 ordered, 1 critical, 0 disordered), ``r_squared`` and
+        the interval ``alpha_ci_low`` / ``alpha_ci_high`` once α exists. Reading it
+        fetches pending device norms (one transfer): call it when you log, not every
+        step.
+        """
+        out: dict[str, float] = {}
+        signal = self.get_signal()
+        if signal.size:
+            out[prefix + "delta_norm"] = float(signal[-1])
+        if self._alpha is not None:
+            out[prefix + "alpha"] = self._alpha
+            out[prefix + "regime"] = float(_REGIME_CODES[self._classify(self._alpha)])
+            out[prefix + "r_squared"] = float(self.r_squared or 0.0)
+            ci = self.alpha_ci
+            if ci is not None:
+                out[prefix + "alpha_ci_low"], out[prefix + "alpha_ci_high"] = ci
+        return out
+
+    def postfix(self) -> dict[str, str]:
+        """Return a compact dict for ``tqdm.set_postfix``: α and the regime."""
+        if self._alpha is None:
+            return {"α": f"…{self.n_samples}/{self.window}"}
+        return {"α": f"{self._alpha:.3f}", "regime": str(self.regime)}
+
+    def save(self, path: Any) -> Path:
+        """Write the per-step ‖ΔW‖ and the α history as CSV or JSON Lines.
+
+        One row per step with a known norm (the window's, or the whole run's with
+        ``keep_norms=True``) and per step with an α: columns ``step``,
+        ``delta_norm``, ``alpha``, ``alpha_ci_low``, ``alpha_ci_high`` (the interval of
+        the current α only), ``regime``; empty (CSV) or null (JSON) where unknown.
+
+        Parameters
+        ----------
+        path : str or path-like
+            ``.csv``, ``.jsonl`` or ``.ndjson``.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        out = Path(path)
+        suffix = out.suffix.lower()
+        if suffix not in (".csv", ".jsonl", ".ndjson"):
+            msg = f"Argument `path` must end in .csv, .jsonl or .ndjson, but got {str(out)!r}"
+            raise ValueError(msg)
+        rows = self._rows()
+        if suffix == ".csv":
+            with out.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=_ROW_FIELDS)
+                writer.writeheader()
+                for row in rows:
+                    writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        else:
+            with out.open("w") as f:
+                for row in rows:
+                    f.write(json.dumps(row) + "\n")
+        return out
+
+    def _rows(self) -> list[dict[str, Any]]:
+        self._flush()
+        norms = (
+            np.frombuffer(self._norm_log, dtype=np.float64)
+            if self._norm_log is not None
+            else self.get_signal()
+        )
+        first = self._step_count - norms.size + 1
+        rows: dict[int, dict[str, Any]] = {
+            first + i: {"step": first + i, "delta_norm": v} for i, v in enumerate(norms.tolist())
+        }
+        ci = self.alpha_ci
+        for k, (step, alpha) in enumerate(zip(self._alpha_steps, self._alpha_history, strict=True)):
+            row = rows.setdefault(step, {"step": step, "delta_norm": None})
+            row["alpha"] = alpha
+            row["regime"] = self._classify(alpha)
+            if ci is not None and k == len(self._alpha_history) - 1:
+                row["alpha_ci_low"], row["alpha_ci_high"] = ci
+        out = []
+        for step in sorted(rows):
+            row = dict.fromkeys(_ROW_FIELDS)
+            row.update(rows[step])
+            if isinstance(row["delta_norm"], float) and not math.isfinite(row["delta_norm"]):
+                row["delta_norm"] = str(row["delta_norm"])
+            out.append(row)
+        return out
+
+    def __str__(self) -> str:
+        if self._alpha is None:
+            return f"wcdfa: not ready ({self.n_samples}/{self.window} samples)"
+        ci = self.alpha_ci
+        interval = "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+        return (
+            f"wcdfa: α={self._alpha:.3f}{interval} {self.regime} "
+            f"(R²={self.r_squared:.3f}, step {self._step_count})"
+        )
+
+    def log_wandb(self, step: int | None = None, *, plot: bool = False) -> None:
+        """Log ``wcdfa/alpha`` and ``wcdfa/regime`` (2 ordered, 1 critical, 0 disordered).
+
+        Also ``wcdfa/regime_name``, ``wcdfa/delta_norm``, ``wcdfa/r_squared`` and the
+        interval; ``plot=True`` adds the log-log F(s) figure. Warns and does nothing
+        when wandb is not installed or no run is active; logs from rank zero only.
+        """
+        from wcdfa.integrations.wandb import log_alpha  # noqa: PLC0415
+
+        log_alpha(self, step=step, plot=plot)
+
+    def log_tensorboard(self, writer: Any, step: int | None = None) -> None:
+        """Write :meth:`metrics` to a TensorBoard ``SummaryWriter`` (rank zero only).
+
+        ``step`` defaults to :attr:`step_count`; the regime also goes in as text.
+        """
+        from wcdfa.integrations.tensorboard import log_scalars  # noqa: PLC0415
+
+        log_scalars(self, writer, step)
+
+    # ------------------------------------------------------------------ plots
+    def plot(
+        self,
+        title: str = "Weight-change DFA",
+        save_path: Any = None,
+        show: bool = True,
+        *,
+        ax: Any = None,
+    ) -> Figure:
+        """Plot α over the steps with the regime bands, and the window's ‖ΔW‖ below.
+
+        Parameters
+        ----------
+        title : str
+            Figure title.
+        save_path : str or path-like, optional
+            Also save the figure there (format from the suffix).
+        show : bool, default True
+            Show it when matplotlib's backend is interactive; with a non-interactive
+            backend (scripts, CI) nothing is shown and nothing blocks.
+        ax : matplotlib.axes.Axes, optional
+            Keyword-only. Draw the α panel into this axes (no ‖ΔW‖ panel).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from wcdfa.plotting import plot_alpha  # noqa: PLC0415 - matplotlib is optional
+
+        self._flush()
+        norms = self.get_signal() if self._norm_log is None else np.array(self._norm_log)
+        return plot_alpha(
+            np.array(self._alpha_steps), np.array(self._alpha_history, dtype=float),
+            self.thresholds, norms=norms,
+            norm_steps=np.arange(self._step_count - norms.size + 1, self._step_count + 1),
+            title=title, ax=ax, save_path=save_path, show=show,
+        )
+
+    def plot_fluctuations(
+        self, save_path: Any = None, show: bool = True, *, ax: Any = None
+    ) -> Figure:
+        """Plot the current window's log-log F(s) with the fitted line (see plotting).
+
+        Raises
+        ------
+        ValueError
+            Before the first α.
+        """
+        from wcdfa.plotting import plot_fluctuations  # noqa: PLC0415
+
+        result = self.result
+        if result is None:
+            msg = "No fluctuation function yet: the window fills after `window` samples"
+            raise ValueError(msg)
+        return plot_fluctuations(result, ax=ax, save_path=save_path, show=show)
 
     def regime_code(self) -> int | None:
         """Return the regime as logged to dashboards: 2 ordered, 1 critical, 0 disordered."""
@@ -603,11 +810,19 @@ class WeightChangeDFA:
         return None if regime is None else _REGIME_CODES[regime]
 
     def _classify(self, alpha: float) -> str:
-        if alpha > self.ordered_threshold:
-            return self.ORDERED
-        if alpha < self.disordered_threshold:
-            return self.DISORDERED
-        return self.CRITICAL
+        return self.classify_alpha(alpha, self.thresholds)
+
+    @classmethod
+    def classify_alpha(
+        cls, alpha: float, thresholds: tuple[float, float] = (1.2, 0.8)
+    ) -> str:
+        """Return the regime of ``alpha`` for ``(ordered, disordered)`` thresholds."""
+        ordered, disordered = thresholds
+        if alpha > ordered:
+            return cls.ORDERED
+        if alpha < disordered:
+            return cls.DISORDERED
+        return cls.CRITICAL
 
     def __repr__(self) -> str:
         name = type(self).__name__
@@ -717,9 +932,14 @@ class RollingWeightChangeDFA(WeightChangeDFA):
         }
 
     def plot(
-        self, title: str = "Weight-change DFA", save_path: Any = None, show: bool = True
+        self,
+        title: str = "Weight-change DFA",
+        save_path: Any = None,
+        show: bool = True,
+        *,
+        ax: Any = None,
     ) -> Figure:
-        """Plot α over epochs with the critical band and both thresholds.
+        """Plot α over epochs with the regime bands, and the window's ‖ΔW‖ below.
 
         Parameters
         ----------
@@ -730,26 +950,20 @@ class RollingWeightChangeDFA(WeightChangeDFA):
         show : bool, default True
             Show the figure when matplotlib has an interactive backend; with a
             non-interactive backend (scripts, CI) nothing is shown and nothing blocks.
+        ax : matplotlib.axes.Axes, optional
+            Keyword-only. Draw the α panel into this axes (no ‖ΔW‖ panel).
 
         Returns
         -------
         matplotlib.figure.Figure
         """
-        from wcdfa.plotting import plot_epoch_alphas  # noqa: PLC0415
+        from wcdfa.plotting import plot_alpha  # noqa: PLC0415
 
         epochs, alphas = self.epoch_history
-        return plot_epoch_alphas(
-            epochs, alphas, self.thresholds, title=title, save_path=save_path, show=show
+        return plot_alpha(
+            epochs, alphas, self.thresholds, norms=self.get_signal(), xlabel="epoch",
+            title=title, ax=ax, save_path=save_path, show=show,
         )
-
-    def log_wandb(self, step: int | None = None) -> None:
-        """Log ``wcdfa/alpha`` and ``wcdfa/regime`` (2 ordered, 1 critical, 0 disordered).
-
-        Warns and does nothing when wandb is not installed or no run is active.
-        """
-        from wcdfa.integrations.wandb import log_alpha  # noqa: PLC0415
-
-        log_alpha(self, step=step)
 
 
 def _check_thresholds(thresholds: Any) -> tuple[float, float]:

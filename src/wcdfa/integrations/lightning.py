@@ -1,0 +1,114 @@
+"""PyTorch Lightning callback: weight-change DFA on the trainer's own loggers.
+
+    from wcdfa.integrations.lightning import WeightChangeDFACallback
+    trainer = lightning.Trainer(callbacks=[WeightChangeDFACallback(window=500)])
+
+Works with ``lightning`` (2.x) and the older ``pytorch_lightning`` package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from wcdfa.monitor import WeightChangeDFA
+
+
+def _callback_base() -> type:
+    for name in ("lightning.pytorch", "pytorch_lightning"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        base: type = module.Callback
+        return base
+    msg = (
+        "PyTorch Lightning is required for this callback; install it with: "
+        "pip install lightning"
+    )
+    raise ImportError(msg)
+
+
+__all__ = ["WeightChangeDFACallback"]
+
+
+class WeightChangeDFACallback(_callback_base()):  # type: ignore[misc]
+    """Record ‖ΔW‖ at every optimizer step and log α through the trainer's loggers.
+
+    Parameters
+    ----------
+    window, stride, thresholds
+        As :class:`wcdfa.WeightChangeDFA`.
+    log_every_n_steps : int, optional
+        Log every this many optimizer steps; by default the trainer's
+        ``log_every_n_steps``.
+    **monitor_options
+        Further keyword arguments of :class:`wcdfa.WeightChangeDFA` (``ci``,
+        ``normalize``, ``snapshot``, ...).
+
+    Notes
+    -----
+    The monitor is attached to the trainer's optimizers when training starts (after
+    a checkpoint is restored, so the restored weights are the baseline): every real
+    optimizer step records, gradient accumulation and AMP-skipped steps included
+    correctly. ``wcdfa/alpha``, ``wcdfa/regime`` (2 ordered, 1 critical, 0
+    disordered) and ``wcdfa/delta_norm`` are sent to every logger of the trainer, from
+    global rank zero only. The monitor's state is saved in and restored from
+    checkpoints. The monitor itself is :attr:`monitor`.
+    """
+
+    def __init__(
+        self,
+        window: int = 500,
+        stride: int | None = None,
+        thresholds: tuple[float, float] = (1.2, 0.8),
+        log_every_n_steps: int | None = None,
+        **monitor_options: Any,
+    ) -> None:
+        super().__init__()
+        self.monitor = WeightChangeDFA(window, stride, thresholds, **monitor_options)
+        if log_every_n_steps is not None and (
+            isinstance(log_every_n_steps, bool)
+            or not isinstance(log_every_n_steps, int)
+            or log_every_n_steps < 1
+        ):
+            msg = (
+                "Argument `log_every_n_steps` must be an integer >= 1 or None, but got "
+                f"{log_every_n_steps!r}"
+            )
+            raise ValueError(msg)
+        self.log_every_n_steps = log_every_n_steps
+        self._last_logged = -1
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        """Attach the monitor to the trainer's optimizers (the baseline is taken now)."""
+        for optimizer in trainer.optimizers:
+            self.monitor.attach(optimizer)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        """Detach from the optimizers."""
+        self.monitor.detach()
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """Log the metrics every ``log_every_n_steps`` optimizer steps (rank zero)."""
+        every = self.log_every_n_steps or trainer.log_every_n_steps
+        step = trainer.global_step
+        if step == self._last_logged or step % every or self.monitor.n_samples == 0:
+            return
+        self._last_logged = step
+        if not trainer.is_global_zero:
+            return
+        metrics = self.monitor.metrics()
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the monitor's state, saved in the checkpoint."""
+        return {"monitor": self.monitor.state_dict(), "last_logged": self._last_logged}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the monitor's state from a checkpoint."""
+        self.monitor.load_state_dict(state_dict["monitor"])
+        self._last_logged = int(state_dict.get("last_logged", -1))

@@ -1,0 +1,41 @@
+"""Every example runs (short settings) and prints its result."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def _run(script, *args, cwd):
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
+                         capture_output=True, text=True, cwd=cwd, timeout=600,
+                         env={**__import__("os").environ, "MPLBACKEND": "Agg"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_lightning_example(tmp_path):
+    pytest.importorskip("lightning")
+    out = _run("lightning_callback.py", "--steps", "250", "--out", str(tmp_path), cwd=tmp_path)
+    assert "final: wcdfa: α=" in out
+
+
+def test_hf_trainer_example(tmp_path):
+    pytest.importorskip("transformers")
+    out = _run("hf_trainer.py", "--steps", "150", "--out", str(tmp_path), cwd=tmp_path)
+    assert "α=" in out
+    assert "final: wcdfa: α=" in out
+
+
+def test_logging_sinks_example(tmp_path):
+    for module in ("wandb", "tensorboard", "matplotlib"):
+        pytest.importorskip(module)
+    out = _run("logging_sinks.py", "--steps", "700", "--out", str(tmp_path), cwd=tmp_path)
+    assert "wcdfa: α=" in out
+    assert "regime" in out
+    assert (tmp_path / "alpha.png").exists()
+    assert (tmp_path / "norms.csv").exists()

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+pl = pytest.importorskip("lightning.pytorch")
+torch = pytest.importorskip("torch")
+
+from wcdfa.integrations.lightning import WeightChangeDFACallback  # noqa: E402
+
+
+class TinyModule(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(),
+                                       torch.nn.Linear(16, 1))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=3e-3)
+
+
+def _loader(n=1024, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=gen)
+    y = torch.sin(x.sum(1, keepdim=True)) + 0.1 * torch.randn(n, 1, generator=gen)
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+
+
+def _trainer(tmp_path, callback, max_steps, **kw):
+    return pl.Trainer(
+        max_steps=max_steps, callbacks=[callback], accelerator="cpu", devices=1,
+        logger=pl.loggers.CSVLogger(tmp_path, name="run", version=0),
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        **kw,
+    )
+
+
+def _logged(tmp_path):
+    with (tmp_path / "run" / "version_0" / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_callback_logs_alpha_regime_and_delta_norm_through_the_csv_logger(tmp_path):
+    torch.manual_seed(0)
+    callback = WeightChangeDFACallback(window=100, stride=20, log_every_n_steps=25)
+    _trainer(tmp_path, callback, 300).fit(TinyModule(), _loader())
+    monitor = callback.monitor
+    assert monitor.step_count == 300  # every optimizer step, none lost
+    rows = [r for r in _logged(tmp_path) if r.get("wcdfa/delta_norm")]
+    assert [int(r["step"]) for r in rows] == list(range(25, 301, 25))
+    with_alpha = [r for r in rows if r.get("wcdfa/alpha")]
+    assert [int(r["step"]) for r in with_alpha] == list(range(100, 301, 25))
+    last = with_alpha[-1]
+    assert float(last["wcdfa/alpha"]) == pytest.approx(monitor.alpha)
+    assert float(last["wcdfa/regime"]) == monitor.regime_code()
+    assert float(last["wcdfa/delta_norm"]) == pytest.approx(monitor.get_signal()[-1])
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tmp_path):
+    callback = WeightChangeDFACallback(window=50, stride=10, log_every_n_steps=10)
+    _trainer(tmp_path, callback, 40, accumulate_grad_batches=4).fit(TinyModule(), _loader())
+    assert callback.monitor.step_count == 40  # 160 batches, 40 optimizer steps
+
+
+def test_default_log_every_n_steps_is_the_trainers(tmp_path):
+    callback = WeightChangeDFACallback(window=50)
+    _trainer(tmp_path, callback, 60, log_every_n_steps=20).fit(TinyModule(), _loader())
+    steps = [int(r["step"]) for r in _logged(tmp_path) if r.get("wcdfa/delta_norm")]
+    assert steps == [20, 40, 60]
+
+
+def test_state_is_saved_in_and_restored_from_checkpoints(tmp_path):
+    torch.manual_seed(1)
+    callback = WeightChangeDFACallback(window=60, stride=15)
+    trainer = _trainer(tmp_path, callback, 120)
+    trainer.fit(TinyModule(), _loader())
+    ckpt = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(ckpt)
+    restored = WeightChangeDFACallback(window=60, stride=15)
+    trainer2 = _trainer(tmp_path / "b", restored, 120)
+    trainer2.fit(TinyModule(), _loader(), ckpt_path=ckpt)  # already at max_steps
+    assert restored.monitor.history == callback.monitor.history
+    np.testing.assert_array_equal(restored.monitor.get_signal(), callback.monitor.get_signal())
+    with pytest.raises(ValueError, match="other settings"):
+        _trainer(tmp_path / "c", WeightChangeDFACallback(window=70), 120).fit(
+            TinyModule(), _loader(), ckpt_path=ckpt
+        )
+
+
+def test_bad_log_every_n_steps():
+    with pytest.raises(ValueError, match=r"`log_every_n_steps` must be an integer >= 1.*0"):
+        WeightChangeDFACallback(log_every_n_steps=0)

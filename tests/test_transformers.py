@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+
+from wcdfa.integrations.transformers import WeightChangeDFACallback  # noqa: E402
+
+
+class TokenDataset(torch.utils.data.Dataset):
+    def __init__(self, n=256, length=16, vocab=64, seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(0, vocab, (n, length), generator=gen)
+
+    def __len__(self):
+        return self.ids.shape[0]
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+def _trainer(tmp_path, callback, **kw):
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=64, n_positions=16, n_embd=32, n_layer=1,
+                                     n_head=2)
+    model = transformers.GPT2LMHeadModel(config)  # from a config: nothing downloaded
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path), max_steps=kw.pop("max_steps", 120),
+        per_device_train_batch_size=4, logging_steps=10, learning_rate=1e-3,
+        report_to=["tensorboard"], save_strategy="no",
+        disable_tqdm=True, use_cpu=True, seed=0, **kw,
+    )
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=TokenDataset())
+    return callback.install(trainer), trainer
+
+
+def test_alpha_reaches_log_history_and_the_report_to_backend(tmp_path):
+    callback, trainer = _trainer(tmp_path, WeightChangeDFACallback(window=60, stride=10))
+    trainer.train()
+    monitor = callback.monitor
+    assert monitor.step_count == 120  # attach took the baseline: every step recorded
+    # the periodic logs (with "loss"); the final summary log gets the keys as well
+    logged = [r for r in trainer.state.log_history if "wcdfa/delta_norm" in r and "loss" in r]
+    assert [r["step"] for r in logged] == list(range(10, 121, 10))
+    with_alpha = [r for r in logged if "wcdfa/alpha" in r]
+    assert [r["step"] for r in with_alpha] == list(range(60, 121, 10))
+    assert with_alpha[-1]["wcdfa/alpha"] == monitor.alpha
+    assert with_alpha[-1]["wcdfa/regime"] == monitor.regime_code()
+    # the tensorboard integration (report_to) received them: read its event file
+    (run_dir,) = {p.parent for p in tmp_path.rglob("events.out.tfevents.*")}
+    acc = event_accumulator.EventAccumulator(str(run_dir))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    alpha_tag = next(t for t in tags if t.endswith("wcdfa/alpha"))
+    events = acc.Scalars(alpha_tag)
+    # (the final summary log repeats step 120)
+    assert sorted({e.step for e in events}) == list(range(60, 121, 10))
+    assert events[-1].value == pytest.approx(monitor.alpha, rel=1e-6)
+
+
+def test_gradient_accumulation_records_optimizer_steps_only(tmp_path):
+    callback, trainer = _trainer(
+        tmp_path, WeightChangeDFACallback(window=50), max_steps=30,
+        gradient_accumulation_steps=4,
+    )
+    trainer.train()
+    assert callback.monitor.step_count == 30
