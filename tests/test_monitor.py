@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wcdfa import RollingWeightChangeDFA, WeightChangeDFA, compute_dfa
-from wcdfa.errors import DFAFailedWarning, NearConstantWarning
+from wcdfa.errors import DivergenceError, DivergenceWarning, NearConstantWarning
 
 
 def _feed(monitor, values):
@@ -39,6 +39,7 @@ def test_defaults():
         ({"thresholds": (float("nan"), 0.8)}, ValueError, r"thresholds\[0\].*finite"),
         ({"thresholds": ("a", 0.8)}, TypeError, r"thresholds\[0\]"),
         ({"snapshot": "gpu"}, ValueError, r"`snapshot` must be one of.*'gpu'"),
+        ({"on_nonfinite": "skip"}, ValueError, r"`on_nonfinite` must be one of.*'skip'"),
     ],
 )
 def test_constructor_errors(kwargs, exc, match):
@@ -158,14 +159,45 @@ def test_near_constant_window_warns_and_keeps_last_alpha():
     assert m.history == [alpha]
 
 
-def test_window_with_nan_warns_and_keeps_last_alpha():
+def test_nonfinite_norm_is_recorded_reported_and_left_out_of_alpha():
     rng = np.random.default_rng(4)
-    m = _feed(WeightChangeDFA(window=50, stride=10), np.abs(rng.standard_normal(50)))
-    alpha = m.alpha
-    with pytest.warns(DFAFailedWarning, match="NaN or Inf"):
-        _feed(m, [float("nan")] + [1.0] * 9)
-    assert m.alpha == alpha
-    assert np.isnan(m.get_signal()).sum() == 1
+    values = np.abs(rng.standard_normal(80)) + 0.1
+    m = WeightChangeDFA(window=50, stride=10, keep_norms=True)
+    _feed(m, values[:50])
+    with pytest.warns(DivergenceWarning, match="step 51"):
+        _feed(m, [float("nan")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once only
+        _feed(m, [float("inf"), *values[50:58]])
+    assert m.diverged
+    assert m.nonfinite_steps == [51, 52]
+    assert m.step_count == 60
+    np.testing.assert_array_equal(m.get_signal(), values[8:58])  # finite ones only
+    assert m.alpha == compute_dfa(values[8:58])[0]  # recomputed at step 60, unharmed
+    rows = m._rows()
+    assert rows[50]["delta_norm"] == "nan"
+    assert rows[51]["delta_norm"] == "inf"
+
+
+def test_nonfinite_raise_keeps_everything_recorded():
+    m = WeightChangeDFA(window=50, on_nonfinite="raise")
+    m.update(0.5)
+    with pytest.raises(DivergenceError, match="step 2"):
+        m.update(float("nan"))
+    assert m.step_count == 2
+    assert m.nonfinite_steps == [2]
+    assert m.get_signal().tolist() == [0.5]
+    m.update(0.7)  # the monitor goes on
+    assert m.get_signal().tolist() == [0.5, 0.7]
+
+
+def test_nonfinite_ignore_is_silent():
+    m = WeightChangeDFA(window=50, on_nonfinite="ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _feed(m, [0.5, float("nan"), 0.6])
+    assert m.nonfinite_steps == [2]
+    assert m.diverged
 
 
 def test_reset():

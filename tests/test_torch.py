@@ -6,7 +6,10 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from contextlib import nullcontext  # noqa: E402
+
 from wcdfa import WeightChangeDFA, compute_dfa  # noqa: E402
+from wcdfa.errors import DivergenceWarning  # noqa: E402
 
 
 def _model(seed=0):
@@ -396,3 +399,129 @@ def test_normalize_lr_with_update_and_optimizer_argument():
 def test_attach_rejects_non_optimizers():
     with pytest.raises(TypeError, match=r"`optimizer` must be a torch.optim.Optimizer.*Linear"):
         WeightChangeDFA(window=50).attach(nn.Linear(2, 2))
+
+
+def test_diverged_model_is_flagged_and_alpha_stays_finite():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    gen = torch.Generator().manual_seed(15)
+    m = WeightChangeDFA(window=50, stride=10)
+    m.update(model)
+    for step in range(1, 71):
+        opt.zero_grad()
+        _loss(model, gen).backward()
+        opt.step()
+        if step == 60:
+            with torch.no_grad():
+                model[2].bias.fill_(float("nan"))  # training blows up
+        if step < 60:
+            m.update(model)
+        else:
+            with pytest.warns(DivergenceWarning) if step == 60 else nullcontext():
+                m.update(model)
+    # device norms are fetched per stride: the NaN of step 60 is seen at step 60
+    assert m.diverged
+    assert m.nonfinite_steps == list(range(60, 71))
+    assert np.isfinite(m.alpha)
+    assert np.all(np.isfinite(m.get_signal()))
+
+
+# ---------------------------------------------------------------- per-layer α
+def test_groups_by_module_give_per_layer_series_and_alphas():
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(16)
+    m = WeightChangeDFA(window=60, stride=20, groups="module")
+    m.update(model)
+    prev, expected = _trainable_copy(model), {"0": [], "2": []}
+    for _ in range(80):
+        opt.zero_grad()
+        _loss(model, gen).backward()
+        opt.step()
+        m.update(model)
+        cur = _trainable_copy(model)
+        for layer in expected:
+            expected[layer].append(_direct_norm(
+                {k: v for k, v in prev.items() if k.startswith(layer)}, cur))
+        prev = cur
+    signals = m.get_group_signals()
+    assert list(signals) == ["0", "2"]
+    for layer in expected:
+        np.testing.assert_allclose(signals[layer], expected[layer][-60:], rtol=1e-5)
+    # the total is the root of the sum of the groups' squares
+    np.testing.assert_allclose(m.get_signal() ** 2, signals["0"] ** 2 + signals["2"] ** 2,
+                               rtol=1e-12)
+    for layer in expected:
+        assert m.group_alphas[layer] == compute_dfa(signals[layer])[0]
+    metrics = m.metrics()
+    assert metrics["wcdfa/alpha/0"] == m.group_alphas["0"]
+
+
+def test_groups_mapping_with_attach_and_lr_normalisation():
+    model = _model()
+    opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.1},
+                           {"params": model[2].parameters(), "lr": 0.01}])
+    m = WeightChangeDFA(window=50, groups={"first": model[0], "bias2": model[2].bias},
+                        normalize="lr")
+    m.attach(opt)
+    gen = torch.Generator().manual_seed(17)
+    prev = _trainable_copy(model)
+    expected = {"first": [], "bias2": [], "other": []}
+    for _ in range(5):
+        opt.zero_grad()
+        _loss(model, gen).backward()
+        opt.step()
+        cur = _trainable_copy(model)
+        d = {k: float(((cur[k] - prev[k]) ** 2).sum()) for k in cur}
+        expected["first"].append((d["0.weight"] + d["0.bias"]) ** 0.5 / 0.1)
+        expected["bias2"].append(d["2.bias"] ** 0.5 / 0.01)
+        expected["other"].append(d["2.weight"] ** 0.5 / 0.01)
+        prev = cur
+    signals = m.get_group_signals()
+    assert list(signals) == ["first", "bias2", "other"]
+    for name, values in expected.items():
+        np.testing.assert_allclose(signals[name], values, rtol=1e-5)
+
+
+def test_groups_frozen_layer_has_no_alpha():
+    model = _model()
+    for p in model[0].parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    gen = torch.Generator().manual_seed(18)
+    m = WeightChangeDFA(window=50, stride=50, groups="module")
+    m.update(model)
+    for _ in range(50):
+        opt.zero_grad()
+        _loss(model, gen).backward()
+        opt.step()
+        m.update(model)
+    assert m.group_alphas["0"] is None  # frozen: constant zero window
+    assert m.group_alphas["2"] == m.alpha
+
+
+def test_groups_argument_is_validated():
+    with pytest.raises(ValueError, match=r"`groups` must be None, 'module' or a mapping.*'layer'"):
+        WeightChangeDFA(groups="layer")
+    m = WeightChangeDFA(window=50, groups="module")
+    opt = torch.optim.SGD(_model().parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="needs the model"):
+        m.attach(opt)
+
+
+def test_groups_survive_state_dict():
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(19)
+    m = WeightChangeDFA(window=50, stride=25, groups="module")
+    m.update(model)
+    for _ in range(60):
+        opt.zero_grad()
+        _loss(model, gen).backward()
+        opt.step()
+        m.update(model)
+    fresh = WeightChangeDFA(window=50, stride=25, groups="module")
+    fresh.load_state_dict(m.state_dict(), model=model)
+    assert fresh.group_alphas == m.group_alphas
+    for name, values in m.get_group_signals().items():
+        np.testing.assert_array_equal(fresh.get_group_signals()[name], values)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["DFAFailedWarning", "NearConstantWarning", "WCDFAWarning"]
+__all__ = [
+    "DFAFailedWarning",
+    "DivergenceError",
+    "DivergenceWarning",
+    "NearConstantWarning",
+    "WCDFAWarning",
+]
 
 
 class WCDFAWarning(UserWarning):
@@ -15,3 +21,11 @@ class NearConstantWarning(WCDFAWarning):
 
 class DFAFailedWarning(WCDFAWarning):
     """DFA could not be computed on the current window; the last α is kept."""
+
+
+class DivergenceWarning(WCDFAWarning):
+    """A non-finite ‖ΔW‖ was recorded: training diverged (warned once per monitor)."""
+
+
+class DivergenceError(FloatingPointError):
+    """A non-finite ‖ΔW‖ was recorded with ``on_nonfinite="raise"``."""

@@ -16,7 +16,12 @@ from numpy.typing import NDArray
 
 from wcdfa._checks import SNAPSHOT_MODES, check_choice, check_int, check_real
 from wcdfa.analysis import DFAResult, check_options, dfa, with_interval
-from wcdfa.errors import DFAFailedWarning, NearConstantWarning
+from wcdfa.errors import (
+    DFAFailedWarning,
+    DivergenceError,
+    DivergenceWarning,
+    NearConstantWarning,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -28,6 +33,7 @@ __all__ = ["RollingWeightChangeDFA", "WeightChangeDFA"]
 
 _NEAR_CONSTANT_STD = 1e-12
 NORMALIZE_MODES = ("lr",)
+NONFINITE_MODES = ("warn", "raise", "ignore")
 _STATE_FORMAT = "wcdfa.monitor/1"
 _ROW_FIELDS = ["step", "delta_norm", "alpha", "alpha_ci_low", "alpha_ci_high", "regime"]
 _REGIME_CODES = {"ordered": 2, "critical": 1, "disordered": 0}
@@ -65,6 +71,18 @@ class WeightChangeDFA:
         with (each param group by its own), so that warm-up and decay do not show up
         as correlation. Needs the optimizer: :meth:`attach` it, or pass
         ``optimizer=`` to :meth:`update`.
+    on_nonfinite : {"warn", "raise", "ignore"}, default "warn"
+        Keyword-only. A NaN or infinite ‖ΔW‖ (diverged training) is always recorded
+        (:attr:`nonfinite_steps`, :attr:`diverged`) and left out of α; ``"warn"``
+        warns once, ``"raise"`` raises :class:`~wcdfa.errors.DivergenceError` (for
+        device tensors when they are fetched, at the next ``stride`` boundary),
+        ``"ignore"`` stays silent.
+    groups : None, "module" or mapping, default None
+        Keyword-only. Also keep a ‖ΔW‖ series and an α per group of parameters, from
+        the same snapshot and kernels (no extra host synchronisation): ``"module"``
+        (one group per module that owns parameters) or a mapping name -> parameters
+        (modules, tensors or iterables of tensors; the rest forms ``"other"``). See
+        :attr:`group_alphas`.
     keep_norms : bool, default False
         Keyword-only. Keep every ‖ΔW‖ of the run (8 bytes a step) for :meth:`save`,
         not only the window; off, the monitor's memory does not grow with the steps
@@ -107,6 +125,8 @@ class WeightChangeDFA:
         ci: float | None = 0.95,
         normalize: str | None = None,
         keep_norms: bool = False,
+        on_nonfinite: str = "warn",
+        groups: Any = None,
     ) -> None:
         self.window = check_int("window", window, 50)
         self.stride = (
@@ -119,8 +139,21 @@ class WeightChangeDFA:
             check_choice("normalize", normalize, NORMALIZE_MODES)
         self.normalize = normalize
         self.keep_norms = bool(keep_norms)
+        self.on_nonfinite = check_choice("on_nonfinite", on_nonfinite, NONFINITE_MODES)
         self._buffer = np.empty(self.window)
         self._trackers: dict[Any, DeltaTracker] = {}
+        self._attached_models: dict[Any, Any] = {}
+        if groups is not None and groups != "module" and not hasattr(groups, "items"):
+            msg = (
+                "Argument `groups` must be None, 'module' or a mapping name -> parameters, "
+                f"but got {groups!r}"
+            )
+            raise ValueError(msg)
+        self.groups = groups
+        self._group_names: list[str] | None = None
+        self._group_owner: dict[int, int] | None = None
+        self._group_model: int | None = None
+        self._group_buffer = np.full((self.window, 0), np.nan)
         self._hooks: dict[int, tuple[Any, Any]] = {}  # id(optimizer) -> (optimizer, handle)
         self.reset()
 
@@ -133,13 +166,17 @@ class WeightChangeDFA:
         # weights (1 / lr**2 per group) to combine them with, or plain norms.
         self._pending: list[Tensor] = []
         self._pending_weights: list[NDArray[np.float64] | None] = []
-        self._pending_kind: tuple[str, int] | None = None
+        self._pending_kind: tuple[Any, ...] | None = None
         self._step_count = 0
+        self._pushing_pending = False
+        self._nonfinite_steps: list[int] = []
+        self._warned_nonfinite = False
         self._alpha: float | None = None
         self._result: DFAResult | None = None
         self._result_has_ci = False
         self._alpha_history: list[float] = []
         self._alpha_steps: list[int] = []
+        self._group_alphas: dict[str, float | None] = {}
         self._norm_log: array.array[float] | None = array.array("d") if self.keep_norms else None
         for tracker in self._trackers.values():
             tracker.reset()
@@ -168,6 +205,36 @@ class WeightChangeDFA:
     def history(self) -> list[float]:
         """Every α computed so far, oldest first."""
         return list(self._alpha_history)
+
+    @property
+    def group_alphas(self) -> dict[str, float | None]:
+        """α per parameter group (``groups=``), from the same recomputation as α.
+
+        ``None`` for a group whose window is constant (e.g. frozen) or incomplete.
+        """
+        return dict(self._group_alphas)
+
+    def get_group_signals(self) -> dict[str, NDArray[np.float64]]:
+        """Return the window's ‖ΔW‖ per parameter group, oldest first."""
+        self._flush()
+        if self._group_names is None:
+            return {}
+        if self._filled < self.window:
+            rows = self._group_buffer[: self._filled]
+        else:
+            rows = np.concatenate((self._group_buffer[self._head :],
+                                   self._group_buffer[: self._head]))
+        return {name: rows[:, i].copy() for i, name in enumerate(self._group_names)}
+
+    @property
+    def diverged(self) -> bool:
+        """Whether a non-finite ‖ΔW‖ has been recorded."""
+        return bool(self._nonfinite_steps)
+
+    @property
+    def nonfinite_steps(self) -> list[int]:
+        """Steps whose ‖ΔW‖ was NaN or infinite (left out of the window)."""
+        return list(self._nonfinite_steps)
 
     @property
     def history_steps(self) -> list[int]:
@@ -244,6 +311,10 @@ class WeightChangeDFA:
             "step_count": self._step_count,
             "alpha_history": list(self._alpha_history),
             "alpha_steps": list(self._alpha_steps),
+            "nonfinite_steps": list(self._nonfinite_steps),
+            "group_names": self._group_names,
+            "group_signals": {k: v.tolist() for k, v in self.get_group_signals().items()},
+            "group_alphas": dict(self._group_alphas),
             "norms": None if self._norm_log is None else self._norm_log.tolist(),
             "result": result,
         }
@@ -273,6 +344,14 @@ class WeightChangeDFA:
             step_count = int(state["step_count"])
             history = [float(a) for a in state["alpha_history"]]
             history_steps = [int(k) for k in state["alpha_steps"]]
+            nonfinite_steps = [int(k) for k in state["nonfinite_steps"]]
+            group_names = state["group_names"]
+            group_signals = None
+            if group_names is not None:
+                group_signals = np.array(
+                    [state["group_signals"][name] for name in group_names], dtype=np.float64
+                ).T.reshape(signal.size, len(group_names))
+            group_alphas = {str(k): v for k, v in state["group_alphas"].items()}
             norms = state["norms"]
             result = state["result"]
         except (KeyError, TypeError, ValueError) as exc:
@@ -298,12 +377,16 @@ class WeightChangeDFA:
         self._restore(state)
         self.reset_snapshot()
         self._filled, self._head = 0, 0
-        self._push(signal, log=False)
+        if group_names is not None:
+            self._set_group_names([str(name) for name in group_names])
+        self._push(signal, log=False, group_values=group_signals)
         if self._norm_log is not None:
             self._norm_log = array.array("d", [] if norms is None else norms)
         self._step_count = step_count
         self._alpha_history = history
         self._alpha_steps = history_steps
+        self._nonfinite_steps = nonfinite_steps
+        self._group_alphas = group_alphas
         self._alpha = history[-1] if history else None
         self._result = None
         if result is not None:
@@ -335,6 +418,7 @@ class WeightChangeDFA:
             "ci": self.ci,
             "normalize": self.normalize,
             "keep_norms": self.keep_norms,
+            "on_nonfinite": self.on_nonfinite,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -402,7 +486,7 @@ class WeightChangeDFA:
             self._record(norm if lr is None else norm / lr)
         else:
             weights = None if lr is None else np.array([1.0 / lr])
-            self._record_tensor(norm, ("norm", 1), weights)
+            self._record_tensor(norm, ("norm", 1, 1), weights)
         return self
 
     def update_from_norm(self, norm: Any, *, optimizer: Any = None) -> WeightChangeDFA:
@@ -416,7 +500,7 @@ class WeightChangeDFA:
             raise TypeError(msg)
         return self.update(norm, optimizer=optimizer)
 
-    def attach(self, optimizer: Any) -> Any:
+    def attach(self, optimizer: Any, model: Any = None) -> Any:
         """Record ‖ΔW‖ after every real step of ``optimizer``: no call in the loop.
 
         Registers an optimizer step post-hook. The optimizer's trainable parameters
@@ -431,6 +515,8 @@ class WeightChangeDFA:
         Parameters
         ----------
         optimizer : torch.optim.Optimizer
+        model : torch.nn.Module, optional
+            The model the optimizer trains; needed only to name ``groups="module"``.
 
         Returns
         -------
@@ -448,12 +534,12 @@ class WeightChangeDFA:
             raise TypeError(msg)
         if id(optimizer) in self._hooks:
             return self._hooks[id(optimizer)][1]
-        from wcdfa.tracking import optimizer_groups  # noqa: PLC0415
 
         key = ("optimizer", id(optimizer))
         self._trackers[key] = DeltaTracker(snapshot=self.snapshot)
-        params, ids = optimizer_groups(optimizer)
-        self._trackers[key].step(params, ids, len(optimizer.param_groups))  # baseline
+        if model is not None:
+            self._attached_models[key] = model
+        self._update_optimizer(optimizer, key)  # a fresh tracker: records the baseline
 
         def hook(opt: Any, args: Any, kwargs: Any) -> None:
             self._update_optimizer(opt, key)
@@ -467,42 +553,85 @@ class WeightChangeDFA:
         for optimizer, handle in self._hooks.values():
             handle.remove()
             self._trackers.pop(("optimizer", id(optimizer)), None)
+            self._attached_models.pop(("optimizer", id(optimizer)), None)
         self._hooks.clear()
 
     def _update_model(self, model: Any, optimizer: Any) -> None:
         from wcdfa.tracking import (  # noqa: PLC0415 - torch is loaded
-            DeltaTracker,
             learning_rates,
             model_groups,
             trainable_parameters,
         )
 
-        tracker = self._trackers.get("model")
-        if tracker is None:
-            tracker = self._trackers["model"] = DeltaTracker(snapshot=self.snapshot)
         if self.normalize != "lr":
-            squares = tracker.step(trainable_parameters(model))
-            weights = None
+            self._track("model", trainable_parameters(model), None, None, model)
         else:
             optimizer = self._known_optimizer(optimizer)
-            params, ids, n_groups = model_groups(model, optimizer)
-            squares = tracker.step(params, ids, n_groups)
-            weights = np.array([1.0 / lr**2 for lr in learning_rates(optimizer)] + [1.0])
-        if squares is not None:
-            self._record_tensor(squares, ("squares", squares.shape[0]), weights)
+            params, lr_ids, _ = model_groups(model, optimizer)
+            self._track("model", params, lr_ids, [*learning_rates(optimizer), 1.0], model)
 
     def _update_optimizer(self, optimizer: Any, key: Any) -> None:
         from wcdfa.tracking import learning_rates, optimizer_groups  # noqa: PLC0415
 
-        params, ids = optimizer_groups(optimizer)
-        n_groups = len(optimizer.param_groups)
-        squares = self._trackers[key].step(params, ids, n_groups)
+        params, lr_ids = optimizer_groups(optimizer)
+        lrs = learning_rates(optimizer) if self.normalize == "lr" else None
+        self._track(key, params, lr_ids, lrs, self._attached_models.get(key))
+
+    def _track(
+        self,
+        key: Any,
+        params: list[Any],
+        lr_ids: list[int] | None,
+        lrs: list[float] | None,
+        model: Any,
+    ) -> None:
+        """Measure ``params`` with the tracker ``key``; record the squared norms.
+
+        The tracker sums squares per (layer group, learning-rate group): one group
+        unless ``groups=`` or ``normalize="lr"`` ask for more.
+        """
+        from wcdfa.tracking import DeltaTracker  # noqa: PLC0415 - torch is loaded
+
+        n_lr = 1 if lrs is None else len(lrs)
+        layer_ids = self._layer_ids(params, model)
+        n_layers = 1 if self._group_names is None else len(self._group_names)
+        if lrs is None or lr_ids is None:
+            ids = layer_ids
+        else:
+            ids = [layer * n_lr + g for layer, g in zip(layer_ids, lr_ids, strict=True)]
+        tracker = self._trackers.get(key)
+        if tracker is None:
+            tracker = self._trackers[key] = DeltaTracker(snapshot=self.snapshot)
+        squares = tracker.step(params, ids, n_layers * n_lr)
         if squares is None:
             return
-        weights = None
-        if self.normalize == "lr":
-            weights = np.array([1.0 / lr**2 for lr in learning_rates(optimizer)])
-        self._record_tensor(squares, ("squares", n_groups), weights)
+        weights = None if lrs is None else np.tile(1.0 / np.square(lrs), n_layers)
+        self._record_tensor(squares, ("squares", n_layers * n_lr, n_lr), weights)
+
+    def _layer_ids(self, params: list[Any], model: Any) -> list[int]:
+        """Group index of each parameter under ``groups=`` (all 0 without it)."""
+        if self.groups is None:
+            return [0] * len(params)
+        from wcdfa.tracking import layer_names  # noqa: PLC0415
+
+        if self._group_owner is None or (self.groups == "module" and model is not None
+                                          and id(model) != self._group_model):
+            names, owner = layer_names(self.groups, model)
+            if self._group_names is not None and names != self._group_names:
+                msg = (
+                    "Argument `groups`: the parameter groups changed between updates "
+                    f"({self._group_names} then {names}); use one model per monitor"
+                )
+                raise ValueError(msg)
+            self._set_group_names(names)
+            self._group_owner, self._group_model = owner, id(model)
+        other = len(self._group_names or []) - 1
+        return [self._group_owner.get(id(p), other) for p in params]
+
+    def _set_group_names(self, names: list[str]) -> None:
+        self._group_names = names
+        if self._group_buffer.shape[1] != len(names):
+            self._group_buffer = np.full((self.window, len(names)), np.nan)
 
     def _known_optimizer(self, optimizer: Any) -> Any:
         if optimizer is not None:
@@ -546,11 +675,12 @@ class WeightChangeDFA:
 
     def _record(self, norm: float) -> None:
         self._flush()
-        self._push(np.array([norm]))
+        bad = self._push(np.array([norm]))
         self._advance()
+        self._raise_if_diverged(bad)
 
     def _record_tensor(
-        self, value: Tensor, kind: tuple[str, int], weights: NDArray[np.float64] | None
+        self, value: Tensor, kind: tuple[Any, ...], weights: NDArray[np.float64] | None
     ) -> None:
         if self._pending_kind != kind:
             self._flush()
@@ -577,13 +707,22 @@ class WeightChangeDFA:
         if len({t.device for t in pending}) > 1:
             pending = [t.cpu() for t in pending]
         values = torch.stack(pending).to("cpu", torch.float64).numpy()  # (steps, groups)
+        self._pushing_pending = True
         scale = np.stack([np.ones(values.shape[1]) if w is None else w for w in weights])
+        per_group = None
         if kind is not None and kind[0] == "squares":
-            norms = np.sqrt((values * scale).sum(axis=1))
+            weighted = values * scale
+            norms = np.sqrt(weighted.sum(axis=1))
+            if self._group_names is not None:  # (steps, layers): sum over lr groups
+                n_lr = kind[2]
+                per_group = np.sqrt(weighted.reshape(len(pending), -1, n_lr).sum(axis=2))
         else:
             norms = values[:, 0] * scale[:, 0]
         negative = np.flatnonzero(norms < 0)
-        self._push(norms)
+        try:
+            bad = self._push(norms, group_values=per_group)
+        finally:
+            self._pushing_pending = False
         if negative.size:
             msg = (
                 "Argument `model_or_norm` must be a non-negative weight-update norm, but "
@@ -591,18 +730,70 @@ class WeightChangeDFA:
                 f"negative (first {norms[negative[0]]})"
             )
             raise ValueError(msg)
+        self._raise_if_diverged(bad)
 
-    def _push(self, values: NDArray[np.float64], log: bool = True) -> None:
-        """Append samples to the ring buffer, overwriting the oldest."""
-        if log and self._norm_log is not None:
-            self._norm_log.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
-        values = values[-self.window :]
+    def _push(
+        self,
+        values: NDArray[np.float64],
+        log: bool = True,
+        group_values: NDArray[np.float64] | None = None,
+    ) -> list[int]:
+        """Append samples to the ring buffer, overwriting the oldest.
+
+        Non-finite samples (diverged training) are logged and reported, never put
+        into the window: α is computed from finite updates only. Returns the steps
+        of the non-finite samples among ``values``. ``group_values`` (samples,
+        groups) go into the per-group window alongside (NaN rows without).
+        """
+        bad: list[int] = []
+        n_groups = self._group_buffer.shape[1]
+        if group_values is None:
+            group_values = np.full((values.size, n_groups), np.nan)
+        if log:
+            if self._norm_log is not None:
+                self._norm_log.frombytes(
+                    np.ascontiguousarray(values, dtype=np.float64).tobytes()
+                )
+            finite = np.isfinite(values)
+            if not finite.all():
+                bad = self._nonfinite(values, finite)
+                values, group_values = values[finite], group_values[finite]
+        values, group_values = values[-self.window :], group_values[-self.window :]
         k = values.size
         first = min(k, self.window - self._head)
         self._buffer[self._head : self._head + first] = values[:first]
         self._buffer[: k - first] = values[first:]
+        if n_groups:
+            self._group_buffer[self._head : self._head + first] = group_values[:first]
+            self._group_buffer[: k - first] = group_values[first:]
         self._head = (self._head + k) % self.window
         self._filled = min(self.window, self._filled + k)
+        return bad
+
+    def _nonfinite(self, values: NDArray[np.float64], finite: NDArray[np.bool_]) -> list[int]:
+        """Record (and report) the steps of the non-finite samples among ``values``."""
+        last = self._step_count if self._pushing_pending else self._step_count + 1
+        steps: list[int] = (last - values.size + 1 + np.flatnonzero(~finite)).tolist()
+        self._nonfinite_steps += steps
+        if self.on_nonfinite == "warn" and not self._warned_nonfinite:
+            self._warned_nonfinite = True
+            warnings.warn(
+                f"Non-finite weight-update norm at step {int(steps[0])}: training has "
+                "diverged. The sample is recorded in `nonfinite_steps` and left out of α; "
+                "`diverged` is now True (warned once).",
+                DivergenceWarning,
+                stacklevel=5,
+            )
+        return steps
+
+    def _raise_if_diverged(self, steps: list[int]) -> None:
+        """With ``on_nonfinite="raise"``, raise once the samples are safely recorded."""
+        if steps and self.on_nonfinite == "raise":
+            msg = (
+                f"Non-finite weight-update norm at step {steps[0]}: training diverged "
+                "(on_nonfinite='raise'); every sample is recorded"
+            )
+            raise DivergenceError(msg)
 
     def _recompute(self) -> None:
         """Run DFA on the full window; on failure warn and keep the last α."""
@@ -623,6 +814,7 @@ class WeightChangeDFA:
             return
         self._result = result
         self._result_has_ci = False
+        self._group_alphas = self._compute_group_alphas()
         self._alpha = result.alpha
         self._alpha_history.append(result.alpha)
         self._alpha_steps.append(self._step_count)
@@ -648,6 +840,9 @@ class WeightChangeDFA:
             ci = self.alpha_ci
             if ci is not None:
                 out[prefix + "alpha_ci_low"], out[prefix + "alpha_ci_high"] = ci
+            for name, alpha in self._group_alphas.items():
+                if alpha is not None:
+                    out[f"{prefix}alpha/{name}"] = alpha
         return out
 
     def postfix(self) -> dict[str, str]:
@@ -803,6 +998,21 @@ class WeightChangeDFA:
             msg = "No fluctuation function yet: the window fills after `window` samples"
             raise ValueError(msg)
         return plot_fluctuations(result, ax=ax, save_path=save_path, show=show)
+
+    def _compute_group_alphas(self) -> dict[str, float | None]:
+        if self._group_names is None:
+            return {}
+        rows = np.concatenate((self._group_buffer[self._head :], self._group_buffer[: self._head]))
+        out: dict[str, float | None] = {}
+        for name, column in zip(self._group_names, rows.T, strict=True):
+            alpha = None
+            if np.all(np.isfinite(column)) and np.std(column) >= _NEAR_CONSTANT_STD:
+                try:
+                    alpha = dfa(column, order=self.order, aggregate=self.aggregate, ci=None).alpha
+                except ValueError:
+                    alpha = None
+            out[name] = alpha
+        return out
 
     def regime_code(self) -> int | None:
         """Return the regime as logged to dashboards: 2 ordered, 1 critical, 0 disordered."""

@@ -327,3 +327,36 @@ def model_groups(
 def learning_rates(optimizer: torch.optim.Optimizer) -> list[float]:
     """Return the current learning rate of each param group, as Python floats."""
     return [float(group["lr"]) for group in optimizer.param_groups]
+
+
+def layer_names(spec: object, model: torch.nn.Module | None) -> tuple[list[str], dict[int, int]]:
+    """Names of the parameter groups of ``spec`` and the group of each parameter id.
+
+    ``spec`` is ``"module"`` (one group per module that owns parameters, named as in
+    ``model.named_modules()``) or a mapping ``name -> parameters`` (a module, a tensor
+    or an iterable of tensors); parameters in no group form a last group ``"other"``.
+    """
+    owner: dict[int, int] = {}
+    names: list[str] = []
+    if spec == "module":
+        if model is None:
+            msg = (
+                "Argument `groups='module'` needs the model to name the groups: pass it to "
+                "update(model) or attach(optimizer, model=model)"
+            )
+            raise ValueError(msg)
+        for name, module in model.named_modules():
+            direct = list(module.parameters(recurse=False))
+            if direct:
+                names.append(name or "(root)")
+                owner.update((id(p), len(names) - 1) for p in direct)
+        return names, owner
+    for name, members in dict(spec).items():  # type: ignore[call-overload]
+        names.append(str(name))
+        if isinstance(members, torch.nn.Module):
+            members = members.parameters()
+        elif isinstance(members, torch.Tensor):
+            members = [members]
+        owner.update((id(p), len(names) - 1) for p in members)
+    names.append("other")
+    return names, owner
