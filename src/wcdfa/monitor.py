@@ -83,6 +83,12 @@ class WeightChangeDFA:
         (one group per module that owns parameters) or a mapping name -> parameters
         (modules, tensors or iterables of tensors; the rest forms ``"other"``). See
         :attr:`group_alphas`.
+    sample : float or int, optional
+        Keyword-only. Estimate ‖ΔW‖ from a fixed random subset of the coordinates
+        instead of a full snapshot: a fraction in (0, 1) (``0.01`` for 1 %) or a
+        number of coordinates. Memory O(k); the estimate is unbiased for ‖ΔW‖² with a
+        relative error of about ``sqrt(2 / k_eff)`` for Gaussian-like updates (see
+        docs/performance.md for measured errors).
     keep_norms : bool, default False
         Keyword-only. Keep every ‖ΔW‖ of the run (8 bytes a step) for :meth:`save`,
         not only the window; off, the monitor's memory does not grow with the steps
@@ -127,6 +133,7 @@ class WeightChangeDFA:
         keep_norms: bool = False,
         on_nonfinite: str = "warn",
         groups: Any = None,
+        sample: float | None = None,
     ) -> None:
         self.window = check_int("window", window, 50)
         self.stride = (
@@ -134,6 +141,7 @@ class WeightChangeDFA:
         )
         self.ordered_threshold, self.disordered_threshold = _check_thresholds(thresholds)
         self.snapshot = check_choice("snapshot", snapshot, SNAPSHOT_MODES)
+        self.sample = _check_sample(sample)
         self.order, self.aggregate, self.ci = check_options(order, aggregate, ci)
         if normalize is not None:
             check_choice("normalize", normalize, NORMALIZE_MODES)
@@ -397,10 +405,9 @@ class WeightChangeDFA:
             self._result = DFAResult(**fields)
         self._result_has_ci = False
         if model is not None:
-            from wcdfa.tracking import DeltaTracker, trainable_parameters  # noqa: PLC0415
+            from wcdfa.tracking import trainable_parameters  # noqa: PLC0415
 
-            tracker = self._trackers.setdefault("model", DeltaTracker(snapshot=self.snapshot))
-            tracker.step(trainable_parameters(model))  # just reset: records the baseline
+            self._tracker("model").step(trainable_parameters(model))  # records the baseline
 
     def reset_snapshot(self) -> None:
         """Forget the parameter snapshots: the next model update records a baseline."""
@@ -419,6 +426,7 @@ class WeightChangeDFA:
             "normalize": self.normalize,
             "keep_norms": self.keep_norms,
             "on_nonfinite": self.on_nonfinite,
+            "sample": self.sample,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -523,8 +531,6 @@ class WeightChangeDFA:
         torch.utils.hooks.RemovableHandle
             ``handle.remove()`` detaches this optimizer only; see :meth:`detach`.
         """
-        from wcdfa.tracking import DeltaTracker  # noqa: PLC0415 - torch is loaded
-
         torch = sys.modules.get("torch")
         if torch is None or not isinstance(optimizer, torch.optim.Optimizer):
             msg = (
@@ -536,7 +542,8 @@ class WeightChangeDFA:
             return self._hooks[id(optimizer)][1]
 
         key = ("optimizer", id(optimizer))
-        self._trackers[key] = DeltaTracker(snapshot=self.snapshot)
+        self._trackers.pop(key, None)
+        self._tracker(key)
         if model is not None:
             self._attached_models[key] = model
         self._update_optimizer(optimizer, key)  # a fresh tracker: records the baseline
@@ -590,8 +597,6 @@ class WeightChangeDFA:
         The tracker sums squares per (layer group, learning-rate group): one group
         unless ``groups=`` or ``normalize="lr"`` ask for more.
         """
-        from wcdfa.tracking import DeltaTracker  # noqa: PLC0415 - torch is loaded
-
         n_lr = 1 if lrs is None else len(lrs)
         layer_ids = self._layer_ids(params, model)
         n_layers = 1 if self._group_names is None else len(self._group_names)
@@ -599,14 +604,20 @@ class WeightChangeDFA:
             ids = layer_ids
         else:
             ids = [layer * n_lr + g for layer, g in zip(layer_ids, lr_ids, strict=True)]
-        tracker = self._trackers.get(key)
-        if tracker is None:
-            tracker = self._trackers[key] = DeltaTracker(snapshot=self.snapshot)
-        squares = tracker.step(params, ids, n_layers * n_lr)
+        squares = self._tracker(key).step(params, ids, n_layers * n_lr)
         if squares is None:
             return
         weights = None if lrs is None else np.tile(1.0 / np.square(lrs), n_layers)
         self._record_tensor(squares, ("squares", n_layers * n_lr, n_lr), weights)
+
+    def _tracker(self, key: Any) -> DeltaTracker:
+        """Return the snapshot tracker for ``key`` (the model, or an attached optimizer)."""
+        tracker = self._trackers.get(key)
+        if tracker is None:
+            from wcdfa.tracking import DeltaTracker  # noqa: PLC0415 - torch is loaded
+
+            tracker = self._trackers[key] = DeltaTracker(self.snapshot, self.sample)
+        return tracker
 
     def _layer_ids(self, params: list[Any], model: Any) -> list[int]:
         """Group index of each parameter under ``groups=`` (all 0 without it)."""
@@ -1194,6 +1205,20 @@ def _check_thresholds(thresholds: Any) -> tuple[float, float]:
         )
         raise ValueError(msg)
     return ordered, disordered
+
+
+def _check_sample(sample: Any) -> float | int | None:
+    if sample is None:
+        return None
+    if isinstance(sample, bool) or not isinstance(sample, (int, float, np.integer, np.floating)):
+        msg = f"Argument `sample` must be a fraction in (0, 1) or a count >= 1, but got {sample!r}"
+        raise TypeError(msg)
+    if isinstance(sample, (float, np.floating)) and 0.0 < sample < 1.0:
+        return float(sample)
+    if isinstance(sample, (int, np.integer)) and sample >= 1:
+        return int(sample)
+    msg = f"Argument `sample` must be a fraction in (0, 1) or a count >= 1, but got {sample!r}"
+    raise ValueError(msg)
 
 
 def _check_norm(norm: float) -> None:

@@ -62,14 +62,18 @@ class DeltaTracker:
     causes no spurious jump; a tensor that leaves (frozen) is forgotten.
     """
 
-    def __init__(self, snapshot: str = "device") -> None:
+    def __init__(self, snapshot: str = "device", sample: float | None = None) -> None:
         self.snapshot = check_choice("snapshot", snapshot, SNAPSHOT_MODES)
+        self.sample = sample  # validated by the monitor: a fraction or a count
+        self._fraction: float | None = None
+        self._generator = torch.Generator().manual_seed(0)
         self.reset()
 
     @property
     def snapshot_bytes(self) -> int:
         """Bytes held: the snapshot and the kernels' small per-chunk buffers."""
         held = sum(s.numel() * s.element_size() for s in self._snaps)
+        held += sum(i.numel() * i.element_size() for i, _ in self._samples.values())
         return held + sum(k.extra_bytes() for k in self._kernels)
 
     def reset(self) -> None:
@@ -79,6 +83,7 @@ class DeltaTracker:
         self._ids: list[int] = []
         self._n_groups = 1
         self._kernels: list[_Kernel] = []
+        self._samples: dict[int, tuple[Tensor, float]] = {}  # id -> (index, n/k)
 
     @torch.no_grad()
     def step(
@@ -116,13 +121,23 @@ class DeltaTracker:
         previous = {id(p): s for p, s in zip(self._params, self._snaps, strict=True)}
         kept: list[tuple[Tensor, Tensor, int]] = []
         snaps: list[Tensor] = []
+        if self.sample is not None and self._fraction is None:
+            total = sum(p.numel() for p in params)
+            sample = self.sample
+            self._fraction = sample if isinstance(sample, float) else min(1.0, sample / total)
+        samples = {}
         for p, g in zip(params, ids, strict=True):
             s = previous.get(id(p))
-            if s is not None and s.shape == p.shape and s.dtype == p.dtype:
+            if s is not None and s.dtype == p.dtype and (
+                s.shape == p.shape if self.sample is None else id(p) in self._samples
+            ):
                 kept.append((p, s, g))
+                if self.sample is not None:
+                    samples[id(p)] = self._samples[id(p)]
             else:
-                s = self._new_snapshot(p)
+                s = self._new_snapshot(p, samples)
             snaps.append(s)
+        self._samples = samples
         squares = None
         if kept:
             ps, ss, gs = (list(t) for t in zip(*kept, strict=True))
@@ -132,12 +147,22 @@ class DeltaTracker:
         self._kernels = self._make_kernels(self._params, self._snaps, ids, n_groups)
         return squares
 
-    def _new_snapshot(self, p: Tensor) -> Tensor:
+    def _new_snapshot(self, p: Tensor, samples: dict[int, tuple[Tensor, float]]) -> Tensor:
+        if self.sample is not None:  # a fixed random subset of the coordinates
+            n = p.numel()
+            k = max(1, round((self._fraction or 1.0) * n))
+            index = torch.randint(n, (k,), generator=self._generator)
+            index = index.to(device=p.device, dtype=torch.int32 if n < 2**31 else torch.long)
+            samples[id(p)] = (index, n / k)
+            return p.detach().reshape(-1).index_select(0, index)
         if self.snapshot == "cpu" and p.device.type != "cpu":
             out = torch.empty(p.shape, dtype=p.dtype, pin_memory=True)
             out.copy_(p.detach(), non_blocking=True)
             return out
         return p.detach().clone(memory_format=torch.contiguous_format)
+
+    def _samples_for(self, p: Tensor) -> tuple[Tensor, float]:
+        return self._samples[id(p)]
 
     def _make_kernels(
         self, params: list[Tensor], snaps: list[Tensor], ids: list[int], n_groups: int
@@ -148,7 +173,10 @@ class DeltaTracker:
         kernels: list[_Kernel] = []
         for device, idx in by_device.items():
             args = ([params[i] for i in idx], [snaps[i] for i in idx], [ids[i] for i in idx])
-            if device.type == "cpu":
+            if self.sample is not None:
+                kernels.append(_SampledKernel(*args, n_groups, [
+                    self._samples_for(params[i]) for i in idx]))
+            elif device.type == "cpu":
                 kernels.append(_CpuKernel(*args, n_groups))
             elif self.snapshot == "cpu":
                 kernels.append(_OffloadKernel(*args, n_groups))
@@ -230,6 +258,35 @@ class _OffloadKernel(_Kernel):
             norms.append(torch.linalg.vector_norm(prev.sub_(p)))
             s.copy_(p.detach(), non_blocking=True)
         return self._per_group(norms, self.ids)
+
+
+class _SampledKernel(_Kernel):
+    """Estimate from a fixed random subset of each tensor's coordinates (O(k) memory).
+
+    With ``k`` of a tensor's ``n`` coordinates drawn uniformly (with replacement),
+    ``n / k`` times the sampled sum of squares is an unbiased estimate of the
+    tensor's squared norm.
+    """
+
+    def __init__(
+        self, params: list[Tensor], snaps: list[Tensor], ids: list[int], n_groups: int,
+        samples: list[tuple[Tensor, float]],
+    ) -> None:
+        super().__init__(params, snaps, ids, n_groups)
+        self.samples = samples
+
+    def measure_and_refresh(self) -> Tensor:
+        squares = []
+        for p, s, (index, scale) in zip(self.params, self.snaps, self.samples, strict=True):
+            current = p.detach().reshape(-1).index_select(0, index)
+            diff = s.float() - current if s.dtype in _LOW_PRECISION else s - current
+            squares.append(diff.square().sum(dtype=torch.float64) * scale)
+            s.copy_(current)
+        stacked = torch.stack(squares)
+        if self.n_groups == 1:
+            return stacked.sum().reshape(1)
+        out = torch.zeros(self.n_groups, dtype=torch.float64, device=stacked.device)
+        return out.index_add_(0, self.ids, stacked)
 
 
 class _CpuKernel(_Kernel):
