@@ -21,8 +21,9 @@ bf16/fp16 differences and their squares are formed in float32.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -114,46 +115,53 @@ class DeltaTracker:
             and len(params) == len(self._params)
             and all(a is b for a, b in zip(params, self._params, strict=True))
         ):
-            return _combine([k.measure_and_refresh() for k in self._kernels], params[0].device)
+            return _combine(self._kernels, params[0].device)
         return self._regroup(params, ids, n_groups)
 
     def _regroup(self, params: Sequence[Tensor], ids: list[int], n_groups: int) -> Tensor | None:
         previous = {id(p): s for p, s in zip(self._params, self._snaps, strict=True)}
-        kept: list[tuple[Tensor, Tensor, int]] = []
+        kept: list[tuple[Tensor, Tensor, int, tuple[Any, ...]]] = []
         snaps: list[Tensor] = []
         if self.sample is not None and self._fraction is None:
             total = sum(p.numel() for p in params)
             sample = self.sample
             self._fraction = sample if isinstance(sample, float) else min(1.0, sample / total)
         samples = {}
-        for p, g in zip(params, ids, strict=True):
+        local = [_local(p) for p in params]  # DTensor: this rank's shard
+        keys = [_reduce_key(p) for p in params]
+        for p, lp, g, key in zip(params, local, ids, keys, strict=True):
             s = previous.get(id(p))
-            if s is not None and s.dtype == p.dtype and (
-                s.shape == p.shape if self.sample is None else id(p) in self._samples
+            if s is not None and s.dtype == lp.dtype and (
+                s.shape == lp.shape if self.sample is None else id(p) in self._samples
             ):
-                kept.append((p, s, g))
+                kept.append((lp, s, g, key))
                 if self.sample is not None:
                     samples[id(p)] = self._samples[id(p)]
             else:
-                s = self._new_snapshot(p, samples)
+                s = self._new_snapshot(lp, samples, id(p))
             snaps.append(s)
         self._samples = samples
+        self._sample_ids = [id(p) for p in params]
         squares = None
         if kept:
-            ps, ss, gs = (list(t) for t in zip(*kept, strict=True))
-            kernels = self._make_kernels(ps, ss, gs, n_groups)
-            squares = _combine([k.measure_and_refresh() for k in kernels], ps[0].device)
+            ps, ss, gs, ks = (list(t) for t in zip(*kept, strict=True))
+            kernels = self._make_kernels(ps, ss, gs, n_groups, ks, [id(p) for p in ps])
+            squares = _combine(kernels, params[0].device)
         self._params, self._snaps, self._ids, self._n_groups = list(params), snaps, ids, n_groups
-        self._kernels = self._make_kernels(self._params, self._snaps, ids, n_groups)
+        self._kernels = self._make_kernels(
+            local, snaps, ids, n_groups, keys, [id(p) for p in params]
+        )
         return squares
 
-    def _new_snapshot(self, p: Tensor, samples: dict[int, tuple[Tensor, float]]) -> Tensor:
+    def _new_snapshot(
+        self, p: Tensor, samples: dict[int, tuple[Tensor, float]], key: int
+    ) -> Tensor:
         if self.sample is not None:  # a fixed random subset of the coordinates
             n = p.numel()
-            k = max(1, round((self._fraction or 1.0) * n))
-            index = torch.randint(n, (k,), generator=self._generator)
+            k = max(1, round((self._fraction or 1.0) * n)) if n else 0
+            index = torch.randint(max(n, 1), (k,), generator=self._generator)
             index = index.to(device=p.device, dtype=torch.int32 if n < 2**31 else torch.long)
-            samples[id(p)] = (index, n / k)
+            samples[key] = (index, n / k if k else 0.0)
             return p.detach().reshape(-1).index_select(0, index)
         if self.snapshot == "cpu" and p.device.type != "cpu":
             out = torch.empty(p.shape, dtype=p.dtype, pin_memory=True)
@@ -161,27 +169,33 @@ class DeltaTracker:
             return out
         return p.detach().clone(memory_format=torch.contiguous_format)
 
-    def _samples_for(self, p: Tensor) -> tuple[Tensor, float]:
-        return self._samples[id(p)]
-
     def _make_kernels(
-        self, params: list[Tensor], snaps: list[Tensor], ids: list[int], n_groups: int
+        self,
+        params: list[Tensor],
+        snaps: list[Tensor],
+        ids: list[int],
+        n_groups: int,
+        keys: list[tuple[Any, ...]],
+        owners: list[int],
     ) -> list[_Kernel]:
-        by_device: dict[torch.device, list[int]] = {}
-        for i, p in enumerate(params):
-            by_device.setdefault(p.device, []).append(i)
+        """One kernel per (device, process groups to sum over) bucket of tensors."""
+        buckets: dict[tuple[torch.device, tuple[Any, ...]], list[int]] = {}
+        for i, (p, key) in enumerate(zip(params, keys, strict=True)):
+            buckets.setdefault((p.device, key), []).append(i)
         kernels: list[_Kernel] = []
-        for device, idx in by_device.items():
+        for (device, key), idx in buckets.items():
             args = ([params[i] for i in idx], [snaps[i] for i in idx], [ids[i] for i in idx])
+            kernel: _Kernel
             if self.sample is not None:
-                kernels.append(_SampledKernel(*args, n_groups, [
-                    self._samples_for(params[i]) for i in idx]))
+                kernel = _SampledKernel(*args, n_groups, [self._samples[owners[i]] for i in idx])
             elif device.type == "cpu":
-                kernels.append(_CpuKernel(*args, n_groups))
+                kernel = _CpuKernel(*args, n_groups)
             elif self.snapshot == "cpu":
-                kernels.append(_OffloadKernel(*args, n_groups))
+                kernel = _OffloadKernel(*args, n_groups)
             else:
-                kernels.append(_ForeachKernel(*args, n_groups))
+                kernel = _ForeachKernel(*args, n_groups)
+            kernel.reduce_groups = key
+            kernels.append(kernel)
         return kernels
 
 
@@ -194,6 +208,7 @@ class _Kernel:
         self.params = params
         self.snaps = snaps
         self.n_groups = n_groups
+        self.reduce_groups: tuple[Any, ...] = ()  # sharded tensors: sum over these
         self.ids = torch.tensor(ids, dtype=torch.long, device=params[0].device)
 
     def measure_and_refresh(self) -> Tensor:
@@ -349,11 +364,56 @@ class _CpuKernel(_Kernel):
         return sum(b.numel() * b.element_size() for b in self.slots.values())
 
 
-def _combine(squares: list[Tensor], device: torch.device) -> Tensor:
-    """Sum the kernels' per-group squared norms on ``device``."""
+def _combine(kernels: list[_Kernel], device: torch.device) -> Tensor:
+    """Run the kernels; sum their per-group squared norms on ``device``.
+
+    Sharded tensors (DTensor with a Shard placement) hold a part of the parameter on
+    each rank: their squares are summed over the ranks of the sharded mesh dims with
+    one all-reduce per bucket. Replicated tensors (DDP, Replicate) are the same on
+    every rank and are not summed, so none is counted twice. Every rank runs the same
+    kernels in the same order, so every rank enters the same collectives.
+    """
+    squares = []
+    for kernel in kernels:
+        sq = kernel.measure_and_refresh()
+        for group in kernel.reduce_groups:
+            torch.distributed.all_reduce(sq, group=group)
+        squares.append(sq)
     if len(squares) == 1:
         return squares[0]
     return torch.stack([s.to(device, non_blocking=True) for s in squares]).sum(dim=0)
+
+
+def _dtensor_type() -> type | None:
+    for name in ("torch.distributed.tensor", "torch.distributed._tensor"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        dtensor: type = module.DTensor
+        return dtensor
+    return None
+
+
+def _local(p: Tensor) -> Tensor:
+    """Return this rank's part of ``p``: a DTensor's local shard, else ``p`` itself."""
+    dtensor = _dtensor_type() if torch.distributed.is_available() else None
+    if dtensor is not None and isinstance(p, dtensor):
+        local: Tensor = p.to_local()  # type: ignore[attr-defined]
+        return local
+    return p
+
+
+def _reduce_key(p: Tensor) -> tuple[Any, ...]:
+    """Process groups over which ``p``'s squared norm must be summed (sharded dims)."""
+    dtensor = _dtensor_type() if torch.distributed.is_available() else None
+    if dtensor is None or not isinstance(p, dtensor):
+        return ()
+    mesh: Any = p.device_mesh  # type: ignore[attr-defined]
+    placements: Any = p.placements  # type: ignore[attr-defined]
+    return tuple(
+        mesh.get_group(dim) for dim, placement in enumerate(placements) if placement.is_shard()
+    )
 
 
 def optimizer_groups(optimizer: torch.optim.Optimizer) -> tuple[list[Tensor], list[int]]:
