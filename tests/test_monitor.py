@@ -350,3 +350,26 @@ def test_log_wandb_records_alpha_and_regime_in_a_real_offline_run(wandb_offline,
     assert rows[0]["_step"] == 7
     assert rows[0]["wcdfa/alpha"] == rm.alpha
     assert rows[0]["wcdfa/regime"] == {"ordered": 2, "critical": 1, "disordered": 0}[rm.regime]
+
+
+def test_a_million_updates_keep_memory_bounded():
+    import tracemalloc
+
+    rng = np.random.default_rng(9)
+    values = (np.abs(rng.standard_normal(1_000_000)) + 0.1).tolist()
+    m = WeightChangeDFA(window=500, stride=5000)
+    for v in values[:100_000]:
+        m.update(v)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for v in values[100_000:]:
+        m.update(v)
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert m.step_count == 1_000_000
+    assert len(m.history) == 200  # one α per 5000 updates
+    # 180 more alphas and their steps at 8 bytes each; everything else is fixed-size
+    # (the ring buffer is allocated once). 64 KiB covers interpreter noise.
+    assert grown < 180 * 16 + 64 * 1024
+    assert m._buffer.nbytes == 500 * 8
+    assert m._alpha_history.itemsize == 8

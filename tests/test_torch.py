@@ -231,7 +231,7 @@ def test_bfloat16_model_norm_in_float32():
     assert m.get_signal()[0] == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 def test_large_tensors_take_the_chunked_cpu_kernel_exactly(dtype):
     # 700 x 450 = 315,000 elements: two chunks of the CPU kernel, the second partial;
     # plus small tensors (biases) through the foreach path in the same model.

@@ -182,8 +182,9 @@ class WeightChangeDFA:
         self._alpha: float | None = None
         self._result: DFAResult | None = None
         self._result_has_ci = False
-        self._alpha_history: list[float] = []
-        self._alpha_steps: list[int] = []
+        # compact: 8 bytes per recomputation, whatever the length of the run
+        self._alpha_history: array.array[float] = array.array("d")
+        self._alpha_steps: array.array[int] = array.array("q")
         self._group_alphas: dict[str, float | None] = {}
         self._norm_log: array.array[float] | None = array.array("d") if self.keep_norms else None
         for tracker in self._trackers.values():
@@ -212,7 +213,7 @@ class WeightChangeDFA:
     @property
     def history(self) -> list[float]:
         """Every α computed so far, oldest first."""
-        return list(self._alpha_history)
+        return self._alpha_history.tolist()
 
     @property
     def group_alphas(self) -> dict[str, float | None]:
@@ -247,7 +248,7 @@ class WeightChangeDFA:
     @property
     def history_steps(self) -> list[int]:
         """The step (sample count) at which each α of :attr:`history` was computed."""
-        return list(self._alpha_steps)
+        return self._alpha_steps.tolist()
 
     @property
     def n_samples(self) -> int:
@@ -317,8 +318,8 @@ class WeightChangeDFA:
             "settings": self._settings(),
             "signal": self.get_signal().tolist(),
             "step_count": self._step_count,
-            "alpha_history": list(self._alpha_history),
-            "alpha_steps": list(self._alpha_steps),
+            "alpha_history": self._alpha_history.tolist(),
+            "alpha_steps": self._alpha_steps.tolist(),
             "nonfinite_steps": list(self._nonfinite_steps),
             "group_names": self._group_names,
             "group_signals": {k: v.tolist() for k, v in self.get_group_signals().items()},
@@ -391,8 +392,8 @@ class WeightChangeDFA:
         if self._norm_log is not None:
             self._norm_log = array.array("d", [] if norms is None else norms)
         self._step_count = step_count
-        self._alpha_history = history
-        self._alpha_steps = history_steps
+        self._alpha_history = array.array("d", history)
+        self._alpha_steps = array.array("q", history_steps)
         self._nonfinite_steps = nonfinite_steps
         self._group_alphas = group_alphas
         self._alpha = history[-1] if history else None
