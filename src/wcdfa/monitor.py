@@ -21,6 +21,7 @@ from wcdfa.errors import (
     DivergenceError,
     DivergenceWarning,
     NearConstantWarning,
+    WCDFAWarning,
 )
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ __all__ = ["RollingWeightChangeDFA", "WeightChangeDFA"]
 _NEAR_CONSTANT_STD = 1e-12
 NORMALIZE_MODES = ("lr",)
 NONFINITE_MODES = ("warn", "raise", "ignore")
+METHODS = ("auto", "snapshot", "optimizer")
 _STATE_FORMAT = "wcdfa.monitor/1"
 _ROW_FIELDS = ["step", "delta_norm", "alpha", "alpha_ci_low", "alpha_ci_high", "regime"]
 _REGIME_CODES = {"ordered": 2, "critical": 1, "disordered": 0}
@@ -89,6 +91,14 @@ class WeightChangeDFA:
         number of coordinates. Memory O(k); the estimate is unbiased for ‖ΔW‖² with a
         relative error of about ``sqrt(2 / k_eff)`` for Gaussian-like updates (see
         docs/performance.md for measured errors).
+    method : {"auto", "snapshot", "optimizer"}, default "auto"
+        Keyword-only. How an :meth:`attach`-ed optimizer's ‖ΔW‖ is measured:
+        ``"optimizer"`` derives the update just applied from the parameters and the
+        optimizer's state (SGD, Adam, AdamW: no snapshot, memory O(number of
+        tensors)); ``"snapshot"`` keeps a copy of the parameters; ``"auto"`` derives
+        when the optimizer and its options are supported and otherwise falls back to
+        the snapshot with a :class:`~wcdfa.errors.WCDFAWarning` saying why (so does
+        ``"optimizer"``). ``update(model)`` always uses the snapshot.
     keep_norms : bool, default False
         Keyword-only. Keep every ‖ΔW‖ of the run (8 bytes a step) for :meth:`save`,
         not only the window; off, the monitor's memory does not grow with the steps
@@ -134,6 +144,7 @@ class WeightChangeDFA:
         on_nonfinite: str = "warn",
         groups: Any = None,
         sample: float | None = None,
+        method: str = "auto",
     ) -> None:
         self.window = check_int("window", window, 50)
         self.stride = (
@@ -142,6 +153,8 @@ class WeightChangeDFA:
         self.ordered_threshold, self.disordered_threshold = _check_thresholds(thresholds)
         self.snapshot = check_choice("snapshot", snapshot, SNAPSHOT_MODES)
         self.sample = _check_sample(sample)
+        self.method = check_choice("method", method, METHODS)
+        self._derived: dict[Any, Any] = {}  # attached optimizers measured from their state
         self.order, self.aggregate, self.ci = check_options(order, aggregate, ci)
         if normalize is not None:
             check_choice("normalize", normalize, NORMALIZE_MODES)
@@ -428,6 +441,7 @@ class WeightChangeDFA:
             "keep_norms": self.keep_norms,
             "on_nonfinite": self.on_nonfinite,
             "sample": self.sample,
+            "method": self.method,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -543,11 +557,15 @@ class WeightChangeDFA:
             return self._hooks[id(optimizer)][1]
 
         key = ("optimizer", id(optimizer))
-        self._trackers.pop(key, None)
-        self._tracker(key)
         if model is not None:
             self._attached_models[key] = model
-        self._update_optimizer(optimizer, key)  # a fresh tracker: records the baseline
+        if self._use_derived(optimizer):
+            from wcdfa.derived import DerivedUpdate  # noqa: PLC0415
+
+            self._derived[key] = DerivedUpdate(optimizer)  # no baseline needed
+        else:
+            self._trackers.pop(key, None)
+            self._update_optimizer(optimizer, key)  # a fresh tracker: records the baseline
 
         def hook(opt: Any, args: Any, kwargs: Any) -> None:
             self._update_optimizer(opt, key)
@@ -561,8 +579,36 @@ class WeightChangeDFA:
         for optimizer, handle in self._hooks.values():
             handle.remove()
             self._trackers.pop(("optimizer", id(optimizer)), None)
+            self._derived.pop(("optimizer", id(optimizer)), None)
             self._attached_models.pop(("optimizer", id(optimizer)), None)
         self._hooks.clear()
+
+    def _use_derived(self, optimizer: Any) -> bool:
+        """Whether ``optimizer``'s updates can be derived from its state; say why not."""
+        if self.method == "snapshot" or self.sample is not None:
+            return False
+        from wcdfa.derived import unsupported_reason  # noqa: PLC0415
+
+        reason = unsupported_reason(optimizer)
+        if reason is None:
+            return True
+        warnings.warn(
+            f"‖ΔW‖ is measured with a parameter snapshot, not from the optimizer's state: "
+            f"{reason}.",
+            WCDFAWarning,
+            stacklevel=4,
+        )
+        return False
+
+    @property
+    def method_in_use(self) -> str | None:
+        """``"optimizer-state"``, ``"snapshot"``, both joined by ``+``, or ``None``."""
+        used = []
+        if self._trackers:
+            used.append("snapshot")
+        if self._derived:
+            used.append("optimizer-state")
+        return "+".join(used) or None
 
     def _update_model(self, model: Any, optimizer: Any) -> None:
         from wcdfa.tracking import (  # noqa: PLC0415 - torch is loaded
@@ -583,7 +629,8 @@ class WeightChangeDFA:
 
         params, lr_ids = optimizer_groups(optimizer)
         lrs = learning_rates(optimizer) if self.normalize == "lr" else None
-        self._track(key, params, lr_ids, lrs, self._attached_models.get(key))
+        self._track(key, params, lr_ids, lrs, self._attached_models.get(key),
+                    self._derived.get(key))
 
     def _track(
         self,
@@ -592,8 +639,12 @@ class WeightChangeDFA:
         lr_ids: list[int] | None,
         lrs: list[float] | None,
         model: Any,
+        derived: Any = None,
     ) -> None:
         """Measure ``params`` with the tracker ``key``; record the squared norms.
+
+        With ``derived`` (a :class:`~wcdfa.derived.DerivedUpdate`), the update comes
+        from the optimizer's state instead of a snapshot.
 
         The tracker sums squares per (layer group, learning-rate group): one group
         unless ``groups=`` or ``normalize="lr"`` ask for more.
@@ -605,7 +656,10 @@ class WeightChangeDFA:
             ids = layer_ids
         else:
             ids = [layer * n_lr + g for layer, g in zip(layer_ids, lr_ids, strict=True)]
-        squares = self._tracker(key).step(params, ids, n_layers * n_lr)
+        if derived is not None:
+            squares = derived.step(ids, n_layers * n_lr)
+        else:
+            squares = self._tracker(key).step(params, ids, n_layers * n_lr)
         if squares is None:
             return
         weights = None if lrs is None else np.tile(1.0 / np.square(lrs), n_layers)
@@ -1053,7 +1107,8 @@ class WeightChangeDFA:
             return f"{name}(not ready, {samples})"
         ci = self.alpha_ci
         interval = "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
-        return f"{name}(α={self._alpha:.3f}{interval}, regime='{self.regime}', {samples})"
+        method = "" if self.method_in_use is None else f", method={self.method_in_use}"
+        return f"{name}(α={self._alpha:.3f}{interval}, regime='{self.regime}', {samples}{method})"
 
 
 class RollingWeightChangeDFA(WeightChangeDFA):
@@ -1145,6 +1200,7 @@ class RollingWeightChangeDFA(WeightChangeDFA):
             "current_regime": self.regime,
             "current_ci_low": None if ci is None else ci[0],
             "current_ci_high": None if ci is None else ci[1],
+            "method": self.method_in_use,
             "mean_alpha": float(valid.mean()) if valid.size else None,
             "min_alpha": float(valid.min()) if valid.size else None,
             "max_alpha": float(valid.max()) if valid.size else None,
