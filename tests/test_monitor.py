@@ -259,8 +259,9 @@ def test_summary():
     assert set(s) == {
         "total_epochs", "current_alpha", "current_regime", "mean_alpha", "min_alpha",
         "max_alpha", "epochs_ordered", "epochs_critical", "epochs_disordered",
-        "current_ci_low", "current_ci_high",
+        "current_ci_low", "current_ci_high", "method",
     }
+    assert s["method"] is None  # floats only: no parameters measured
     assert (s["current_ci_low"], s["current_ci_high"]) == rm.alpha_ci
     assert s["current_ci_low"] < s["current_alpha"] < s["current_ci_high"]
     _, alphas = rm.epoch_history

@@ -505,7 +505,7 @@ def test_groups_argument_is_validated():
         WeightChangeDFA(groups="layer")
     m = WeightChangeDFA(window=50, groups="module")
     opt = torch.optim.SGD(_model().parameters(), lr=0.1)
-    with pytest.raises(ValueError, match="needs the model"):
+    with pytest.raises(ValueError, match="`model` is needed with groups='module'"):
         m.attach(opt)
 
 

@@ -556,6 +556,12 @@ class WeightChangeDFA:
         if id(optimizer) in self._hooks:
             return self._hooks[id(optimizer)][1]
 
+        if self.groups == "module" and model is None:
+            msg = (
+                "Argument `model` is needed with groups='module' (it names the groups): "
+                "attach(optimizer, model=model)"
+            )
+            raise ValueError(msg)
         key = ("optimizer", id(optimizer))
         if model is not None:
             self._attached_models[key] = model
