@@ -19,3 +19,13 @@ def require(module: str) -> ModuleType:
             f'install it with: pip install "wcdfa[{_EXTRA.get(top, "all")}]"'
         )
         raise ImportError(msg) from exc
+
+
+def first_module(*names: str) -> ModuleType | None:
+    """Import and return the first importable of ``names`` (``None`` if none is)."""
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None

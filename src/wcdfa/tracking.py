@@ -21,13 +21,13 @@ bf16/fp16 differences and their squares are formed in float32.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from wcdfa._checks import SNAPSHOT_MODES, check_choice
+from wcdfa._imports import first_module
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -385,14 +385,9 @@ def _combine(kernels: list[_Kernel], device: torch.device) -> Tensor:
 
 
 def _dtensor_type() -> type | None:
-    for name in ("torch.distributed.tensor", "torch.distributed._tensor"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        dtensor: type = module.DTensor
-        return dtensor
-    return None
+    module = first_module("torch.distributed.tensor", "torch.distributed._tensor")
+    dtensor: type | None = None if module is None else module.DTensor
+    return dtensor
 
 
 def _local(p: Tensor) -> Tensor:

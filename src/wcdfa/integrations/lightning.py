@@ -8,25 +8,22 @@ Works with ``lightning`` (2.x) and the older ``pytorch_lightning`` package.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from wcdfa._imports import first_module
 from wcdfa.monitor import WeightChangeDFA
 
 
 def _callback_base() -> type:
-    for name in ("lightning.pytorch", "pytorch_lightning"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        base: type = module.Callback
-        return base
-    msg = (
-        "PyTorch Lightning is required for this callback; install it with: "
-        "pip install lightning"
-    )
-    raise ImportError(msg)
+    module = first_module("lightning.pytorch", "pytorch_lightning")
+    if module is None:
+        msg = (
+            "PyTorch Lightning is required for this callback; install it with: "
+            'pip install "wcdfa[lightning]"'
+        )
+        raise ImportError(msg)
+    base: type = module.Callback
+    return base
 
 
 __all__ = ["WeightChangeDFACallback"]
