@@ -1,6 +1,9 @@
 """Real torch.distributed runs (gloo, CPU) for the distributed tests.
 
-    python tests/distributed_job.py {single,ddp,fsdp} OUT_DIR [PORT]
+    python tests/distributed_job.py MODE OUT_DIR [PORT]
+
+MODE is single, ddp or fsdp, optionally with -derived (ΔW from the optimizer's
+state instead of a snapshot).
 
 Trains the same model on the same data: ``single`` in one process on the full
 batch; ``ddp`` (DistributedDataParallel, replicated parameters) and ``fsdp`` (FSDP2
@@ -38,9 +41,14 @@ def batches():
 
 
 def train(model, rank, world, out, mode):
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5, nesterov=True,
+                          weight_decay=0.01)
     monitor = WeightChangeDFA(window=50, stride=5)
-    monitor.update(model)
+    derived = mode.endswith("derived")
+    if derived:  # no snapshot: from the optimizer's (sharded) state
+        monitor.attach(opt)
+    else:
+        monitor.update(model)
     half = BATCH // world
     for x, y in batches():
         xs, ys = x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half]
@@ -48,9 +56,10 @@ def train(model, rank, world, out, mode):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        monitor.update(model)
+        if not derived:
+            monitor.update(model)
     result = {"signal": monitor.get_signal().tolist(), "history": monitor.history,
-              "metrics_logged": bool(monitor.metrics())}
+              "method": monitor.method_in_use}
     (Path(out) / f"{mode}_rank{rank}.json").write_text(json.dumps(result))
 
 
@@ -76,7 +85,7 @@ def worker(rank, world, mode, out, port):
 
 def main():
     mode, out = sys.argv[1], sys.argv[2]
-    if mode == "single":
+    if mode in ("single", "single-derived"):
         train(make_model(), 0, 1, out, mode)
         return
     port = int(sys.argv[3])

@@ -26,10 +26,10 @@ def _free_port():
 
 def _run(mode, out):
     args = [sys.executable, str(ROOT / "tests" / "distributed_job.py"), mode, str(out)]
-    if mode != "single":
+    if not mode.startswith("single"):
         args.append(str(_free_port()))
     subprocess.run(args, check=True, cwd=ROOT, timeout=300)
-    ranks = [0] if mode == "single" else [0, 1]
+    ranks = [0] if mode.startswith("single") else [0, 1]
     return [json.loads((out / f"{mode}_rank{r}.json").read_text()) for r in ranks]
 
 
@@ -38,7 +38,7 @@ def single(tmp_path_factory):
     return _run("single", tmp_path_factory.mktemp("single"))[0]
 
 
-@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+@pytest.mark.parametrize("mode", ["ddp", "fsdp", "fsdp-derived"])
 def test_global_norm_and_alpha_match_a_single_process_run(mode, single, tmp_path):
     rank0, rank1 = _run(mode, tmp_path)
     # every rank ends with the same numbers ...
@@ -50,4 +50,5 @@ def test_global_norm_and_alpha_match_a_single_process_run(mode, single, tmp_path
     # on α for both DDP and FSDP2).
     np.testing.assert_allclose(rank0["signal"], single["signal"], rtol=1e-6)
     assert len(rank0["history"]) == len(single["history"]) == 7
+    assert rank0["method"] == ("optimizer-state" if mode.endswith("derived") else "snapshot")
     np.testing.assert_allclose(rank0["history"], single["history"], rtol=1e-6)
