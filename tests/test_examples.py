@@ -39,3 +39,15 @@ def test_logging_sinks_example(tmp_path):
     assert "regime" in out
     assert (tmp_path / "alpha.png").exists()
     assert (tmp_path / "norms.csv").exists()
+
+
+def test_grokking_quick(tmp_path):
+    import json
+
+    pytest.importorskip("matplotlib")
+    _run("grokking.py", "--quick", "--threads", "2", "--out", str(tmp_path), cwd=tmp_path)
+    result = json.loads((tmp_path / "grokking_seed0.json").read_text())
+    assert result["epochs"] == 1500
+    assert result["memorisation_epoch"] is not None  # the training set is learnt
+    assert result["final_alpha"] is not None  # the window (500 epochs) filled
+    assert (tmp_path / "grokking_seed0.png").stat().st_size > 10_000
