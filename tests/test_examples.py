@@ -51,3 +51,10 @@ def test_grokking_quick(tmp_path):
     assert result["memorisation_epoch"] is not None  # the training set is learnt
     assert result["final_alpha"] is not None  # the window (500 epochs) filled
     assert (tmp_path / "grokking_seed0.png").stat().st_size > 10_000
+
+
+def test_jax_optax_example(tmp_path):
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    out = _run("jax_optax.py", "--steps", "700", cwd=tmp_path)
+    assert "final: wcdfa: α=" in out
