@@ -10,6 +10,7 @@ as a float (one host transfer per step).
 from __future__ import annotations
 
 import argparse
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,7 @@ from wcdfa import WeightChangeDFA
 
 def init(key, sizes=(8, 64, 64, 1)):
     params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         key, sub = jax.random.split(key)
         params.append({"w": jax.random.normal(sub, (fan_in, fan_out)) / jnp.sqrt(fan_in),
                        "b": jnp.zeros(fan_out)})
@@ -59,7 +60,8 @@ def main() -> None:
         params, opt_state, loss, update_norm = train_step(params, opt_state, x, y)
         monitor.update(float(update_norm))
         if monitor.ready and step % monitor.stride == 0:
-            print(f"step {step:5d}  loss {float(loss):.4f}  α={monitor.alpha:.3f}  {monitor.regime}")
+            alpha, regime = monitor.alpha, monitor.regime
+            print(f"step {step:5d}  loss {float(loss):.4f}  α={alpha:.3f}  {regime}")
     print(f"final: {monitor}")
 
 
