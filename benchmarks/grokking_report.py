@@ -35,30 +35,40 @@ def main() -> None:
             gaps.append(gap)
         ci = r["final_alpha_ci"]
         rows.append(
-            f"| {seed} | {r['epochs']} | {r['memorisation_epoch']} | {grok} | {crit} | "
+            f"| {seed} | {r['epochs']} | {r['memorisation_epoch']} | {grok or '—'} | "
+            f"{crit or '—'} | "
             f"{'—' if gap is None else gap} | {r['final_alpha']:.3f} "
             f"[{ci[0]:.2f}, {ci[1]:.2f}] | {r['final_regime']} | {r['final_test_accuracy']:.3f} |"
         )
-    if gaps and len(gaps) == len(results):
-        if all(g > 0 for g in gaps):
-            verdict = (
-                f"In all {len(results)} runs generalisation came first: α entered the critical "
-                f"band for good {min(gaps)}–{max(gaps)} epochs after test accuracy passed 90 %."
+    statements = []
+    for r in results:
+        grok, crit = r["grokking_epoch"], r["criticality_epoch"]
+        if grok is None:
+            statements.append(f"seed {r['seed']} did not generalise within {r['epochs']} epochs")
+        elif crit is None:
+            statements.append(
+                f"seed {r['seed']} generalised at epoch {grok}, but α never settled in the "
+                f"critical band within {r['epochs']} epochs (final α {r['final_alpha']:.2f}, "
+                f"{r['final_regime']})"
             )
-        elif all(g < 0 for g in gaps):
-            verdict = (
-                "In every run α reached the critical band *before* the network generalised "
-                f"({-max(gaps)}–{-min(gaps)} epochs earlier): our runs do not reproduce "
-                "'generalisation precedes criticality'."
+        elif crit > grok:
+            statements.append(
+                f"seed {r['seed']} generalised at epoch {grok} and reached lasting "
+                f"criticality {crit - grok} epochs later (epoch {crit})"
             )
         else:
-            verdict = "The order differed between seeds: " + ", ".join(map(str, gaps)) + "."
-    else:
-        verdict = (
-            "In at least one run the network did not generalise or α did not settle in the "
-            "critical band within the epochs run, so the claim could not be checked there: "
-            "see the table."
-        )
+            statements.append(
+                f"seed {r['seed']} reached lasting criticality at epoch {crit}, "
+                f"{grok - crit} epochs *before* generalising (epoch {grok})"
+            )
+    preceded = sum(1 for g in gaps if g > 0)
+    verdict = (
+        f"Generalisation preceded criticality in {preceded} of {len(results)} runs"
+        + (f" (by {min(gaps)}–{max(gaps)} epochs)" if preceded else "")
+        + ": " + "; ".join(statements) + ". Criticality never came before generalisation "
+        "in our runs" * (preceded == len(gaps)) + ("." if preceded == len(gaps) else "")
+    )
+
     text = [
         "# Grokking precedes criticality? Our runs",
         "",
@@ -80,6 +90,18 @@ def main() -> None:
         *rows,
         "",
         f"**What our runs show.** {verdict}",
+        "",
+        "How to read the numbers: α is recomputed every 200 epochs on the last 500, so",
+        "each epoch above is known to ±200 epochs; \"stays critical from\" is the first α",
+        "after the last one outside [0.8, 1.2], so a late dip just below 0.8 (seed 1 near",
+        "epoch 27,000) moves it by thousands of epochs. All three networks memorised the",
+        "training set by epoch 80; from its first value (epoch 500) α was ordered, and it",
+        "was still ordered (about 1.8–2.0) when they generalised at epochs 8,500–8,740;",
+        "α first entered the critical band at epochs",
+        "21,199 (seed 1) and 21,999 (seed 2), about 13,000 epochs after generalisation, and",
+        "never in seed 0 (lowest α 1.43) within 30,000 epochs. Three",
+        "seeds are few: the order (generalisation first) held in every run where both",
+        "events happened, but the size of the gap varies a lot.",
         "",
         *[f"![seed {r['seed']}](img/grokking_seed{r['seed']}.png)" for r in results],
         "",
