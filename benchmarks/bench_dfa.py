@@ -23,16 +23,16 @@ Missing peers are reported as such. The last column is |alpha - alpha_oracle| of
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from peers import peer_estimators
+
 from oracle import dfa_loop, dfa_lstsq
 from wcdfa import compute_dfa
 
@@ -51,50 +51,11 @@ def median_time(fn, seconds):
     return statistics.median(times)
 
 
-def _slope(scales, fluct):
-    return float(np.polyfit(np.log10(scales), np.log10(fluct), 1)[0])
-
-
 def peers():
     """name -> (callable(x, scales) -> alpha, max n) for the peers importable here."""
     found = {"loop": (lambda x, s: dfa_loop(x)[0], LOOP_MAX_N)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            nolds = importlib.import_module("nolds")
-            found["nolds"] = (
-                lambda x, s: nolds.dfa(x, nvals=s, overlap=False, order=1, fit_exp="poly"),
-                NOLDS_MAX_N,
-            )
-        except ImportError:
-            pass
-    try:
-        fathon = importlib.import_module("fathon")
-        to_aggregated = importlib.import_module("fathon.fathonUtils").toAggregated
-
-        def run_fathon(x, s):
-            f = fathon.DFA(to_aggregated(x))
-            n, fl = f.computeFlucVec(s.astype(np.int64), revSeg=True, polOrd=1)
-            return _slope(n, fl)
-
-        found["fathon"] = (run_fathon, None)
-    except ImportError:
-        pass
-    try:
-        mfdfa = importlib.import_module("MFDFA")
-
-        def run_mfdfa(x, s):
-            lag, fl = mfdfa.MFDFA(x, lag=s, q=2, order=1)
-            return _slope(lag, fl[:, 0])
-
-        found["MFDFA"] = (run_mfdfa, None)
-    except ImportError:
-        pass
-    try:
-        antropy = importlib.import_module("antropy")
-        found["antropy"] = (lambda x, s: antropy.detrended_fluctuation(x), None)
-    except ImportError:
-        pass
+    for name, fn in peer_estimators().items():
+        found[name] = (fn, NOLDS_MAX_N if name == "nolds" else None)
     return found
 
 

@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from peers import peer_estimators
 
 from wcdfa import compute_dfa, dfa
 from wcdfa.fluctuation import _alpha_batch, _box_scales
@@ -41,42 +42,11 @@ def signal_kinds():
 
 
 def estimators():
-    out = {
+    return {
         "wcdfa (mean)": lambda x, s: dfa(x, ci=None).alpha,
         "wcdfa (rms)": lambda x, s: dfa(x, aggregate="rms", ci=None).alpha,
+        **peer_estimators(include_antropy=False),
     }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            nolds = importlib.import_module("nolds")
-            out["nolds"] = lambda x, s: nolds.dfa(
-                x, nvals=s, overlap=False, order=1, fit_exp="poly"
-            )
-        except ImportError:
-            pass
-    try:
-        fathon = importlib.import_module("fathon")
-        to_aggregated = importlib.import_module("fathon.fathonUtils").toAggregated
-
-        def run_fathon(x, s):
-            f = fathon.DFA(to_aggregated(x))
-            n, fl = f.computeFlucVec(s.astype(np.int64), revSeg=True, polOrd=1)
-            return float(np.polyfit(np.log10(n), np.log10(fl), 1)[0])
-
-        out["fathon"] = run_fathon
-    except ImportError:
-        pass
-    try:
-        mfdfa = importlib.import_module("MFDFA")
-
-        def run_mfdfa(x, s):
-            lag, fl = mfdfa.MFDFA(x, lag=s, q=2, order=1)
-            return float(np.polyfit(np.log10(lag), np.log10(fl[:, 0]), 1)[0])
-
-        out["MFDFA"] = run_mfdfa
-    except ImportError:
-        pass
-    return out
 
 
 def accuracy_table(reps):
