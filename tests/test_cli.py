@@ -50,7 +50,7 @@ def test_analyze_text_output_and_column(tmp_path, series, capsys):
     path = _write(tmp_path, series, "csv")
     assert main(["analyze", str(path), "--column", "loss"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("n=800\nalpha")
+    assert out.startswith("n=800 column=loss\nalpha")
     assert "95% CI [" in out
     assert "regime" in out
 
@@ -91,8 +91,9 @@ def test_analyze_plot(tmp_path, series):
         ("step,delta_norm\n1,0.5\n", "s.csv", ["--column", "alpha"],
          r"no column 'alpha' \(columns: step, delta_norm\)"),
         ("a\n" + "1\n" * 20, "s.csv", [], "too short"),
-        ("1\n2\nthree\n", "s.txt", [], "value 3 is not a number: 'three'"),
-        ('{"delta_norm": 1}\n{bad\n', "s.jsonl", [], r"s.jsonl:2: not JSON"),
+        ("1\n2\nthree\n", "s.txt", [], r"s.txt:3: not a number: 'three'"),
+        ("step,delta_norm\n1,0.5\n2,x\n", "s.csv", [], r"s.csv:3 column 'delta_norm': not a n"),
+        ('{"delta_norm": 1}\n{bad\n', "s.jsonl", [], r"s.jsonl:2: not a JSON value"),
         ("1\n" * 100, "s.txt", [], "constant"),
         ("1\nnan\n" * 60, "s.txt", [], "NaN or Inf"),
         ("0.5\n" * 30 + "0.7\n" * 30, "s.txt", ["--window", "100"], "shorter than the window"),

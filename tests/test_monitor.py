@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from wcdfa import RollingWeightChangeDFA, WeightChangeDFA, compute_dfa
-from wcdfa.errors import DivergenceError, DivergenceWarning, NearConstantWarning
+from wcdfa.errors import (
+    DivergenceError,
+    DivergenceWarning,
+    NearConstantWarning,
+    NotANormWarning,
+)
+from wcdfa.regime import classify
 
 
 def _feed(monitor, values):
@@ -73,13 +79,18 @@ def test_rejected_types(value):
     assert m.n_samples == 0
 
 
-def test_negative_norm_is_rejected_and_nothing_recorded():
+def test_negative_values_are_recorded_as_given_with_one_warning():
+    # The 0.1.0 contract: any finite real number is a sample (its suite feeds randn).
     m = WeightChangeDFA(window=50)
     m.update(1.0)
-    with pytest.raises(ValueError, match=r"non-negative.*-0\.5"):
+    with pytest.warns(NotANormWarning, match=r"negative value \(-0\.5\).*not a weight-update"):
         m.update(-0.5)
-    assert m.get_signal().tolist() == [1.0]
-    assert m.step_count == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per monitor
+        m.update(-2)
+        m.update(np.float32(-1.5))
+    assert m.get_signal().tolist() == [1.0, -0.5, -2.0, -1.5]
+    assert m.step_count == 4
 
 
 def test_update_from_norm_equals_update():
@@ -135,17 +146,20 @@ def test_ring_buffer_keeps_the_newest_window_oldest_first():
      (0.8, "critical"), (0.7999, "disordered"), (0.3, "disordered")],
 )
 def test_regime_boundaries(alpha, regime):
-    m = WeightChangeDFA(window=50)
-    m._alpha = alpha
-    assert m.regime == regime
+    assert WeightChangeDFA.classify_alpha(alpha) == regime
+    assert classify(alpha) == regime
 
 
 def test_custom_thresholds():
-    m = WeightChangeDFA(window=50, thresholds=(1.0, 0.6))
-    m._alpha = 1.1
-    assert m.regime == "ordered"
-    m._alpha = 0.7
-    assert m.regime == "critical"
+    rng = np.random.default_rng(0)
+    white = np.abs(rng.standard_normal(100)) + 1.0  # α ≈ 0.5
+    for thresholds, expected in [((1.2, 0.8), "disordered"), ((0.6, 0.3), "critical"),
+                                 ((0.4, 0.3), "ordered")]:
+        m = WeightChangeDFA(window=100, thresholds=thresholds)
+        for v in white:
+            m.update(v)
+        assert 0.4 < m.alpha < 0.6
+        assert m.regime == expected == classify(m.alpha, thresholds)
 
 
 def test_near_constant_window_warns_and_keeps_last_alpha():
@@ -372,5 +386,3 @@ def test_a_million_updates_keep_memory_bounded():
     # 180 more alphas and their steps at 8 bytes each; everything else is fixed-size
     # (the ring buffer is allocated once). 64 KiB covers interpreter noise.
     assert grown < 180 * 16 + 64 * 1024
-    assert m._buffer.nbytes == 500 * 8
-    assert m._alpha_history.itemsize == 8

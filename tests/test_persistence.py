@@ -42,13 +42,14 @@ def test_state_dict_round_trip_is_plain_python_and_exact():
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda s: s.pop("signal"), "not a wcdfa monitor state_dict"),
+        (lambda s: s.pop("signal"), "not a wcdfa monitor state_dict: field 'signal' is missing"),
         (lambda s: s.update(format="other/9"), "format 'other/9'"),
         (lambda s: s["settings"].update(window=70), r"other settings.*'window': \(70, 60\)"),
         (lambda s: s["settings"].update(stride=5), r"'stride': \(5, 15\)"),
-        (lambda s: s.update(signal=[1.0] * 61), "inconsistent: 61 samples"),
-        (lambda s: s.update(step_count="x"), "not a wcdfa monitor state_dict"),
+        (lambda s: s.update(signal=[1.0] * 61), "'signal' must be at most .*61 samples"),
+        (lambda s: s.update(step_count="x"), "'step_count' must be an integer.*'x'"),
         (lambda s: s.pop("epochs"), "not a RollingWeightChangeDFA state_dict"),
+        (lambda s: s.update(epochs=[1.5], epoch_alphas=[None]), "'epochs' must be a list of int"),
     ],
 )
 def test_corrupt_or_foreign_state_is_a_clear_error(mutate, match):

@@ -36,7 +36,7 @@ def test_metrics_keys_and_values():
 
 def test_postfix_and_one_line_str():
     m = WeightChangeDFA(window=100)
-    assert m.postfix() == {"α": "…0/100"}
+    assert m.postfix() == {"α": "0/100 samples"}
     assert str(m) == "wcdfa: not ready (0/100 samples)"
     m = _monitor()
     assert m.postfix() == {"α": f"{m.alpha:.3f}", "regime": m.regime}

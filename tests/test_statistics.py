@@ -72,14 +72,21 @@ def test_bootstrap_fallback_for_other_settings_covers():
 
 
 # --------------------------------------------------------------- monitors
-def test_monitor_exposes_result_and_interval_lazily():
+def test_monitor_exposes_result_and_interval_lazily(monkeypatch):
+    import wcdfa.uncertainty
+
+    calls = []
+    real = wcdfa.uncertainty.confidence_interval
+    monkeypatch.setattr(wcdfa.uncertainty, "confidence_interval",
+                        lambda *a, **k: calls.append(a) or real(*a, **k))
     m = WeightChangeDFA(window=500, stride=100)
     assert m.result is None
     assert m.alpha_ci is None
     for v in np.abs(fgn(500, 0.7, rng=4)) + 0.5:
         m.update(float(v))
-    assert m._result_has_ci is False  # nothing computed until read
+    assert calls == []  # nothing computed until read
     low, high = m.alpha_ci
+    assert len(calls) == 1
     assert low < m.alpha < high
     expected = dfa(m.get_signal())
     assert (m.result.alpha, m.result.ci_low, m.result.ci_high) == (

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from wcdfa.analysis import DFAResult, dfa
 from wcdfa.fluctuation import compute_dfa
-from wcdfa.monitor import RollingWeightChangeDFA, WeightChangeDFA
+from wcdfa.monitor import WeightChangeDFA
+from wcdfa.rolling import RollingWeightChangeDFA
 
 __version__ = "0.2.0"
 

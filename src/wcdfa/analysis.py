@@ -44,6 +44,8 @@ class DFAResult:
         Degree of the detrending polynomial.
     aggregate : str
         ``"mean"`` (mean of per-box RMS, the 0.1.0 estimator) or ``"rms"``.
+    min_box, max_box, num_scales : int, int or None, int
+        The box settings the scales came from (the interval is calibrated for them).
     """
 
     alpha: float
@@ -57,6 +59,9 @@ class DFAResult:
     level: float | None = None
     order: int = 1
     aggregate: str = "mean"
+    min_box: int = 4
+    max_box: int | None = None
+    num_scales: int = 20
 
     def as_dict(self) -> dict[str, Any]:
         """Return the result as plain Python values (lists for the arrays)."""
@@ -145,8 +150,11 @@ def dfa(
         n=x.shape[0],
         order=order,
         aggregate=aggregate,
+        min_box=int(min_box),
+        max_box=None if max_box is None else int(max_box),
+        num_scales=int(num_scales),
     )
-    return result if ci is None else with_interval(result, ci, min_box, max_box, num_scales)
+    return result if ci is None else with_interval(result, ci)
 
 
 def check_options(order: Any, aggregate: Any, ci: Any) -> tuple[int, str, float | None]:
@@ -164,18 +172,15 @@ def check_options(order: Any, aggregate: Any, ci: Any) -> tuple[int, str, float 
     return order, aggregate, ci
 
 
-def with_interval(
-    result: DFAResult,
-    level: float,
-    min_box: int = 4,
-    max_box: int | None = None,
-    num_scales: int = 20,
-) -> DFAResult:
-    """Return ``result`` with its confidence interval at ``level`` filled in."""
+def with_interval(result: DFAResult, level: float) -> DFAResult:
+    """Return ``result`` with its confidence interval at ``level`` filled in.
+
+    The interval is calibrated for the box settings ``result`` was computed with.
+    """
     from wcdfa.uncertainty import confidence_interval  # noqa: PLC0415 - loads a table
 
     low, high = confidence_interval(
-        result.alpha, result.n, level, min_box=min_box, max_box=max_box,
-        num_scales=num_scales, order=result.order, aggregate=result.aggregate,
+        result.alpha, result.n, level, min_box=result.min_box, max_box=result.max_box,
+        num_scales=result.num_scales, order=result.order, aggregate=result.aggregate,
     )
     return dataclasses.replace(result, ci_low=low, ci_high=high, level=level)

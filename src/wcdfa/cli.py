@@ -8,6 +8,7 @@ input is one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import array
 import csv
 import json
 import math
@@ -22,11 +23,9 @@ from numpy.typing import NDArray
 from wcdfa import __version__
 from wcdfa.analysis import dfa
 from wcdfa.monitor import WeightChangeDFA
+from wcdfa.regime import classify
 
 __all__ = ["main"]
-
-_DEFAULT_COLUMN = "delta_norm"
-
 
 class InputError(Exception):
     """A problem with the user's input, reported as one line."""
@@ -34,13 +33,22 @@ class InputError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    parser = argparse.ArgumentParser(prog="wcdfa", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="wcdfa",
+        description="DFA of a recorded ‖ΔW‖ series: α, R², the regime and its interval.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"wcdfa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    analyze = sub.add_parser("analyze", help="DFA of a series stored in a file")
+    analyze = sub.add_parser(
+        "analyze", help="DFA of a series stored in a file",
+        description="Read a series from FILE and print α, R², the regime and the 95%% "
+        "interval.", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     analyze.add_argument("file", type=Path, help="CSV, JSON Lines (.jsonl), .npy or text")
     analyze.add_argument(
-        "--column", help=f"column or key to read (default: {_DEFAULT_COLUMN!r}, else the first)"
+        "--column", help=f"column or key to read (default: {' or '.join(NORM_COLUMNS)}, or "
+        "the only column; anything else must be named)",
     )
     analyze.add_argument(
         "--window", type=int, help="run the monitor with this window; report its last α"
@@ -49,71 +57,146 @@ def main(argv: Sequence[str] | None = None) -> int:
     analyze.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
-        series = read_series(args.file, args.column)
+        series, column = read_series(args.file, args.column)
         report = _analyze(series, args.window, args.plot)
-    except (InputError, OSError, ValueError, TypeError, ImportError) as exc:
+    except (InputError, OSError, ValueError, TypeError, ImportError, MemoryError) as exc:
         sys.stderr.write(f"wcdfa: error: {exc}\n")
         return 2
+    if column is not None:
+        report = {"column": column, **report}
     sys.stdout.write((json.dumps(report) if args.json else _format(report)) + "\n")
     return 0
 
 
-def read_series(path: Path, column: str | None = None) -> NDArray[np.float64]:
-    """Read a 1-D numeric series from ``path`` (format from the suffix)."""
+def read_series(path: Path, column: str | None = None) -> tuple[NDArray[np.float64], str | None]:
+    """Read a 1-D numeric series from ``path`` (format from the suffix), streaming.
+
+    Returns the series and the column it came from (``None`` for .npy and text).
+    Every problem with the file is an :class:`InputError` naming the file and where.
+    """
     if not path.is_file():
         msg = f"no such file: {path}"
         raise InputError(msg)
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        data = np.load(path, allow_pickle=False)
-        if data.ndim != 1 or data.dtype.kind not in "iuf":
-            msg = f"{path}: expected a 1-D numeric array, got {data.dtype} of shape {data.shape}"
-            raise InputError(msg)
-        out: NDArray[np.float64] = data.astype(np.float64)
-        return out
-    if suffix == ".csv":
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        return _column(rows, column, path)
-    if suffix in (".jsonl", ".ndjson"):
-        records = []
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    msg = f"{path}:{number}: not JSON ({exc.msg})"
-                    raise InputError(msg) from None
-        if records and not isinstance(records[0], dict):
-            return _numbers(records, path)
-        return _column(records, column, path)
-    return _numbers(path.read_text().split(), path)
+    try:
+        if suffix == ".npy":
+            return _read_npy(path), None
+        if suffix == ".csv":
+            return _read_csv(path, column)
+        if suffix in (".jsonl", ".ndjson"):
+            return _read_jsonl(path, column)
+        return _read_text(path), None
+    except UnicodeDecodeError:
+        msg = f"{path}: not a text file (expected {suffix or 'text'} data)"
+        raise InputError(msg) from None
 
 
-def _column(rows: list[Any], column: str | None, path: Path) -> NDArray[np.float64]:
-    if not rows or not isinstance(rows[0], dict):
-        msg = f"{path}: no rows with named columns"
+def _read_npy(path: Path) -> NDArray[np.float64]:
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)  # the header is checked
+    except (ValueError, EOFError, OSError) as exc:  # against the file size, not trusted
+        msg = f"{path}: not a readable .npy array ({exc or type(exc).__name__})"
+        raise InputError(msg) from None
+    if not isinstance(data, np.ndarray):  # an .npz renamed .npy
+        msg = f"{path}: not a single .npy array"
         raise InputError(msg)
-    names = list(rows[0])
-    if column is None:
-        column = _DEFAULT_COLUMN if _DEFAULT_COLUMN in names else names[0]
-    elif column not in names:
-        msg = f"{path}: no column {column!r} (columns: {', '.join(names)})"
+    if data.ndim != 1 or data.dtype.kind not in "iuf":
+        msg = f"{path}: expected a 1-D numeric array, got {data.dtype} of shape {data.shape}"
         raise InputError(msg)
-    values = [row.get(column) for row in rows]
-    return _numbers([v for v in values if v not in (None, "")], path, column)
+    return np.array(data, dtype=np.float64)
 
 
-def _numbers(values: list[Any], path: Path, column: str | None = None) -> NDArray[np.float64]:
-    out = np.empty(len(values))
-    where = f" column {column!r}" if column else ""
-    for i, v in enumerate(values):
+def _read_csv(path: Path, column: str | None) -> tuple[NDArray[np.float64], str]:
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
         try:
-            out[i] = float(v)
-        except (TypeError, ValueError):
-            msg = f"{path}{where}: value {i + 1} is not a number: {v!r}"
+            names = next(reader, None)
+            if not names:
+                msg = f"{path}: no header row with column names"
+                raise InputError(msg)
+            name = _choose_column([n.strip() for n in names], column, path)
+            index = [n.strip() for n in names].index(name)
+            out = array.array("d")
+            for row in reader:
+                if len(row) > index and row[index].strip():
+                    out.append(_number(row[index], path, reader.line_num, name))
+        except csv.Error as exc:
+            msg = f"{path}:{reader.line_num}: not valid CSV ({exc})"
             raise InputError(msg) from None
-    return out
+    return np.frombuffer(out, dtype=np.float64).copy(), name
+
+
+def _read_jsonl(path: Path, column: str | None) -> tuple[NDArray[np.float64], str | None]:
+    out = array.array("d")
+    name: str | None = None
+    with path.open() as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+                msg = f"{path}:{number}: not a JSON value ({str(exc)[:80]})"
+                raise InputError(msg) from None
+            if isinstance(record, dict):
+                if name is None:
+                    name = _choose_column(list(record), column, path)
+                value = record.get(name)
+                if value is not None and value != "":
+                    out.append(_number(value, path, number, name))
+            elif name is None and column is None and not isinstance(record, (list, str)):
+                out.append(_number(record, path, number))
+            else:
+                msg = f"{path}:{number}: expected an object with named fields, got {record!r:.40}"
+                raise InputError(msg)
+    return np.frombuffer(out, dtype=np.float64).copy(), name
+
+
+def _read_text(path: Path) -> NDArray[np.float64]:
+    out = array.array("d")
+    with path.open() as f:
+        for number, line in enumerate(f, start=1):
+            for token in line.split():
+                out.append(_number(token, path, number))
+    return np.frombuffer(out, dtype=np.float64).copy()
+
+
+NORM_COLUMNS = ("delta_norm", "delta_norm_per_lr")
+"""Columns that hold the recorded quantity (``save`` writes one of them)."""
+
+
+def _choose_column(names: list[str], column: str | None, path: Path) -> str:
+    """Return the column to read: the named one, a norm column, or the only column."""
+    if column is not None:
+        if column not in names:
+            msg = f"{path}: no column {column!r} (columns: {', '.join(names)})"
+            raise InputError(msg)
+        return column
+    found = [n for n in NORM_COLUMNS if n in names]
+    if len(found) == 1:
+        return found[0]
+    if len(names) == 1:
+        return names[0]
+    msg = (
+        f"{path}: which column holds the series? None is called "
+        f"{' or '.join(NORM_COLUMNS)}; name one with --column (columns: {', '.join(names)})"
+    )
+    raise InputError(msg)
+
+
+def _number(value: Any, path: Path, line: int, column: str | None = None) -> float:
+    where = f" column {column!r}" if column else ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        msg = f"{path}:{line}{where}: not a number: {value!r:.40}"
+        raise InputError(msg)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        msg = f"{path}:{line}{where}: not a number: {value!r:.40}"
+        raise InputError(msg) from None
+    except OverflowError:  # an integer beyond float64
+        msg = f"{path}:{line}{where}: a number beyond float64 ({str(value)[:20]}...)"
+        raise InputError(msg) from None
 
 
 def _analyze(series: NDArray[np.float64], window: int | None, plot: Path | None) -> dict[str, Any]:
@@ -121,12 +204,15 @@ def _analyze(series: NDArray[np.float64], window: int | None, plot: Path | None)
         result = dfa(series)
         report = {"n": result.n, "alpha": result.alpha, "r_squared": result.r_squared,
                   "ci_low": result.ci_low, "ci_high": result.ci_high,
-                  "regime": WeightChangeDFA.classify_alpha(result.alpha)}
+                  "regime": classify(result.alpha)}
         if plot is not None:
             from wcdfa.plotting import plot_fluctuations  # noqa: PLC0415
 
             plot_fluctuations(result, save_path=plot)
         return report
+    if window > series.size:
+        msg = f"series of {series.size} samples is shorter than the window of {window}"
+        raise InputError(msg)
     monitor = WeightChangeDFA(window=window)
     finite = np.isfinite(series)
     if not finite.all():
@@ -152,6 +238,8 @@ def _analyze(series: NDArray[np.float64], window: int | None, plot: Path | None)
 
 def _format(report: dict[str, Any]) -> str:
     head = f"n={report['n']}" + (f" window={report['window']}" if "window" in report else "")
+    if "column" in report:
+        head += f" column={report['column']}"
     lines = [
         head,
         f"alpha      {report['alpha']:.4f}  "

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
-from wcdfa.tracking import _local, _reduce_key
+from wcdfa._dist import all_reduce
+from wcdfa.tracking import local_part, reduce_key
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -88,6 +89,8 @@ class DerivedUpdate:
         if reason is not None:
             raise ValueError(reason)
         self.optimizer = optimizer
+        # per layout (owners, reduce keys): the index and masks, built once
+        self._layouts: dict[tuple[Any, ...], tuple[Tensor, list[tuple[Any, Tensor]]]] = {}
 
     @torch.no_grad()
     def step(self, ids: Sequence[int], n_groups: int) -> Tensor | None:
@@ -116,19 +119,29 @@ class DerivedUpdate:
                 part = (self._sgd if sgd else self._adam)(group, chosen)
                 norms += part
                 owners += [ids[position + i] for i in stepped]
-                keys += [_reduce_key(p) for p in chosen]
+                keys += [reduce_key(p) for p in chosen]
             position += len(params)
         if not norms:
             return None
         device = norms[0].device
         squares = torch.stack([n.to(device, torch.float64) for n in norms]).square()
-        out = torch.zeros(n_groups, dtype=torch.float64, device=device)
-        index = torch.tensor(owners, dtype=torch.long, device=device)
-        for key in dict.fromkeys(keys):  # sharded tensors: sum over their ranks
-            mask = torch.tensor([k == key for k in keys], device=device)
+        layout = (n_groups, device, tuple(owners), tuple(keys))
+        known = layout in self._layouts
+        if not known:  # one host-to-device copy per layout, not per step
+            index = torch.tensor(owners, dtype=torch.long, device=device)
+            masks = [(key, torch.tensor([k == key for k in keys], device=device))
+                     for key in dict.fromkeys(keys)]
+            self._layouts[layout] = (index, masks)
+        index, masks = self._layouts[layout]
+        # the squares per group, then the count of tensors lacking a baseline (none:
+        # the optimizer's state is the baseline), as DeltaTracker.step returns them
+        out = torch.zeros(n_groups + 1, dtype=torch.float64, device=device)
+        if len(masks) == 1 and not masks[0][0]:
+            return out.index_add_(0, index, squares)
+        for key, mask in masks:  # sharded tensors: sum over their ranks
             summed = torch.zeros_like(out).index_add_(0, index, torch.where(mask, squares, 0.0))
             for process_group in key:
-                torch.distributed.all_reduce(summed, group=process_group)
+                all_reduce(summed, process_group, check=not known)
             out += summed
         return out
 
@@ -136,16 +149,16 @@ class DerivedUpdate:
         lr, wd = float(group["lr"]), float(group["weight_decay"])
         momentum, nesterov = float(group["momentum"]), bool(group["nesterov"])
         sign = -1.0 if group["maximize"] else 1.0
-        local = [_local(p) for p in params]
+        local = [local_part(p) for p in params]
         if momentum and not nesterov:
-            bufs = [_local(self.optimizer.state[p]["momentum_buffer"]) for p in params]
+            bufs = [local_part(self.optimizer.state[p]["momentum_buffer"]) for p in params]
             return [n * lr for n in _norms(bufs)]
         if all(p.device.type == "cpu" for p in local):
             state = self.optimizer.state
             out = []
             for p, lp in zip(params, local, strict=True):
-                grad = _local(cast("Tensor", p.grad))
-                buf = _local(state[p]["momentum_buffer"]) if nesterov else None
+                grad = local_part(cast("Tensor", p.grad))
+                buf = local_part(state[p]["momentum_buffer"]) if nesterov else None
 
                 def chunk(sl: slice, out_: Tensor, grad: Tensor = grad, lp: Tensor = lp,
                           buf: Tensor | None = buf) -> None:
@@ -160,17 +173,17 @@ class DerivedUpdate:
 
                 out.append(_chunked_norm(lp, chunk) * lr)
             return out
-        grads = [_local(cast("Tensor", p.grad)) * sign for p in params]  # new: modifiable
+        grads = [local_part(cast("Tensor", p.grad)) * sign for p in params]  # new: modifiable
         if wd:
             if nesterov:
-                bufs = [_local(self.optimizer.state[p]["momentum_buffer"]) for p in params]
+                bufs = [local_part(self.optimizer.state[p]["momentum_buffer"]) for p in params]
                 shifted = torch._foreach_add(local, bufs, alpha=lr * momentum)
                 torch._foreach_add_(grads, shifted, alpha=wd)
             else:
                 torch._foreach_add_(grads, local, alpha=wd)
             torch._foreach_div_(grads, 1.0 - lr * wd)
         if nesterov:
-            bufs = [_local(self.optimizer.state[p]["momentum_buffer"]) for p in params]
+            bufs = [local_part(self.optimizer.state[p]["momentum_buffer"]) for p in params]
             torch._foreach_add_(grads, bufs, alpha=momentum)
         return [n * lr for n in _norms(grads)]
 
@@ -190,9 +203,10 @@ class DerivedUpdate:
             bc2s = (1.0 - float(beta2) ** t) ** 0.5
             step_size = float(lr) / (1.0 - float(beta1) ** t)
             decay = float(lr) * wd
-            if all(_local(p).device.type == "cpu" for p in chunk):
+            if all(local_part(p).device.type == "cpu" for p in chunk):
                 for p in chunk:
-                    m, v, lp = (_local(state[p]["exp_avg"]), _local(state[p][second]), _local(p))
+                    m, v = local_part(state[p]["exp_avg"]), local_part(state[p][second])
+                    lp = local_part(p)
 
                     def part(sl: slice, out_: Tensor, m: Tensor = m, v: Tensor = v,
                              lp: Tensor = lp, bc2s: float = bc2s, step_size: float = step_size,
@@ -206,14 +220,14 @@ class DerivedUpdate:
                     scale = 1.0 / (1.0 - decay) if decoupled else step_size
                     norms_of[id(p)] = _chunked_norm(lp, part) * scale
                 continue
-            exp_avg = [_local(state[p]["exp_avg"]) for p in chunk]
-            denom = torch._foreach_sqrt([_local(state[p][second]) for p in chunk])
+            exp_avg = [local_part(state[p]["exp_avg"]) for p in chunk]
+            denom = torch._foreach_sqrt([local_part(state[p][second]) for p in chunk])
             torch._foreach_div_(denom, bc2s)
             torch._foreach_add_(denom, eps)
             update = torch._foreach_div(exp_avg, denom)  # u / step_size
             if decoupled:
                 torch._foreach_mul_(update, step_size)
-                torch._foreach_add_(update, [_local(p) for p in chunk], alpha=decay)
+                torch._foreach_add_(update, [local_part(p) for p in chunk], alpha=decay)
                 scale = 1.0 / (1.0 - decay)
             else:
                 scale = step_size

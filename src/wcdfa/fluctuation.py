@@ -8,6 +8,7 @@ precision on long random walks, no overflow or underflow for extreme scales).
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -19,6 +20,10 @@ __all__ = ["compute_dfa"]
 
 MIN_SAMPLES = 50
 """Shortest signal accepted by :func:`compute_dfa` (as in 0.1.0)."""
+
+MAX_SCALES = 1000
+"""Most log-spaced box sizes :func:`compute_dfa` accepts: each costs a pass over the
+signal, and 1000 already resolve every integer size up to ~2000."""
 
 _ROUNDING_ULPS = 128
 """A signal whose whole spread is within this many units in the last place of its
@@ -59,15 +64,16 @@ def compute_dfa(
     Parameters
     ----------
     signal : array_like
-        1-D series of at least 50 finite real numbers (lists, integers, float32 and
-        read-only arrays are accepted; it is converted to float64).
+        1-D series of at least 50 finite real numbers (lists, integers, float16/32,
+        read-only arrays and torch tensors are accepted; it is converted to float64).
     min_box : int, default 4
         Smallest box size; at least 3, since a 2-point box has no residual.
     max_box : int, optional
         Largest box size. Defaults to ``len(signal) // 4`` and is clipped to it; if it
         ends below ``min_box`` it becomes ``min_box + 1``.
     num_scales : int, default 20
-        Number of logarithmically spaced box sizes before rounding and de-duplication.
+        Number of logarithmically spaced box sizes before rounding and de-duplication,
+        from 2 to 1000.
     return_r_squared : bool, default False
         Also return the coefficient of determination of the log-log fit.
 
@@ -89,8 +95,9 @@ def compute_dfa(
         If ``signal`` is not real-valued or a box argument is not a number.
     ValueError
         If ``signal`` is not 1-D ("1D"), has fewer than 50 samples ("too short"),
-        contains NaN or Inf ("NaN or Inf"), is constant or constant but for rounding
-        ("constant"); if ``min_box < 3``, a box size is not an integer, or fewer than
+        contains NaN or Inf ("NaN or Inf"), is constant or constant but for float64
+        rounding ("constant": its spread within 128 ulps of its largest magnitude,
+        whatever its dtype); if ``min_box < 3``, a box size is not an integer, or fewer than
         two scales remain ("Not enough valid scales").
 
     Notes
@@ -145,6 +152,11 @@ def compute_dfa(
 
 def _as_signal(signal: Any) -> NDArray[np.float64]:
     """Convert ``signal`` to a finite, non-constant 1-D float64 array or raise."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(signal, torch.Tensor):
+        # a tensor that requires grad has no numpy view; bf16 has no numpy dtype
+        signal = signal.detach().to("cpu", torch.float64 if signal.is_floating_point()
+                                    else signal.dtype).numpy()
     raw = np.asarray(signal)
     if raw.dtype.kind not in "biuf":
         msg = f"Signal must hold real numbers, but got an array of dtype {raw.dtype}"
@@ -165,18 +177,29 @@ def _as_signal(signal: Any) -> NDArray[np.float64]:
             f"the first at index {bad[0]} ({x[bad[0]]})"
         )
         raise ValueError(msg)
-    # Rounding resolution of the data as given: a float32 signal carries float32 noise.
-    resolution = np.finfo(raw.dtype if raw.dtype.kind == "f" else np.float64)
+    reason = constant_reason(x)
+    if reason is not None:
+        raise ValueError(reason)
+    return x
+
+
+def constant_reason(x: NDArray[np.float64]) -> str | None:
+    """Why the finite float64 series ``x`` is constant for DFA, or ``None`` if it is not.
+
+    The one near-constant rule of wcdfa (the monitors use it too): the whole spread
+    of ``x`` is within ``_ROUNDING_ULPS`` units in the last place of float64 at its
+    largest magnitude. The values are judged as float64 whatever dtype they came in:
+    a float16 or float32 series is exact in float64, and its spread is real data.
+    """
     peak = float(np.max(np.abs(x)))
     spread = float(np.max(x)) - float(np.min(x))  # Python floats: inf, not a warning
-    if spread <= _ROUNDING_ULPS * float(np.spacing(resolution.dtype.type(peak))):
-        msg = (
-            f"Signal is constant or near-constant: its values span {spread:.3g} around "
-            f"a magnitude of {peak:.3g}, within rounding error ({resolution.dtype}); "
-            "DFA has no fluctuation to measure"
-        )
-        raise ValueError(msg)
-    return x
+    if spread > _ROUNDING_ULPS * float(np.spacing(peak)):
+        return None
+    return (
+        f"Signal is constant or near-constant: its values span {spread:.3g} around "
+        f"a magnitude of {peak:.3g}, within float64 rounding error; DFA has no "
+        "fluctuation to measure"
+    )
 
 
 def _box_scales(
@@ -185,6 +208,12 @@ def _box_scales(
     """Validate the box arguments and return the 0.1.0 box sizes (and layout)."""
     min_box = check_int("min_box", min_box, order + 2)
     num_scales = check_int("num_scales", num_scales, 2)
+    if num_scales > MAX_SCALES:
+        msg = (
+            f"Argument `num_scales` must be an integer from 2 to {MAX_SCALES}, but got "
+            f"{num_scales}"
+        )
+        raise ValueError(msg)
     top = n // 4 if max_box is None else min(check_int("max_box", max_box, 1), n // 4)
     return _scales_for(n, min_box, min_box + 1 if top < min_box else top, num_scales, order)
 

@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import array
-import csv
-import json
 import math
 import sys
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from wcdfa._checks import SNAPSHOT_MODES, check_choice, check_int, check_real
+from wcdfa import regime as _regime
+from wcdfa._buffer import SeriesBuffer
+from wcdfa._checks import SNAPSHOT_MODES, check_choice, check_int
+from wcdfa._state import STATE_FORMAT, parse_state
+from wcdfa._warn import warn
 from wcdfa.analysis import DFAResult, check_options, dfa, with_interval
 from wcdfa.errors import (
     DFAFailedWarning,
     DivergenceError,
     DivergenceWarning,
+    LostSamplesWarning,
+    MisuseWarning,
     NearConstantWarning,
+    NotANormWarning,
     WCDFAWarning,
 )
+from wcdfa.export import build_rows, check_path, write_rows
+from wcdfa.fluctuation import constant_reason
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -30,15 +36,11 @@ if TYPE_CHECKING:
 
     from wcdfa.tracking import DeltaTracker
 
-__all__ = ["RollingWeightChangeDFA", "WeightChangeDFA"]
+__all__ = ["WeightChangeDFA"]
 
-_NEAR_CONSTANT_STD = 1e-12
 NORMALIZE_MODES = ("lr",)
 NONFINITE_MODES = ("warn", "raise", "ignore")
 METHODS = ("auto", "snapshot", "optimizer")
-_STATE_FORMAT = "wcdfa.monitor/1"
-_ROW_FIELDS = ["step", "delta_norm", "alpha", "alpha_ci_low", "alpha_ci_high", "regime"]
-_REGIME_CODES = {"ordered": 2, "critical": 1, "disordered": 0}
 
 
 class WeightChangeDFA:
@@ -125,15 +127,15 @@ class WeightChangeDFA:
     True
     """
 
-    ORDERED = "ordered"
-    CRITICAL = "critical"
-    DISORDERED = "disordered"
+    ORDERED = _regime.ORDERED
+    CRITICAL = _regime.CRITICAL
+    DISORDERED = _regime.DISORDERED
 
     def __init__(
         self,
         window: int = 500,
         stride: int | None = None,
-        thresholds: tuple[float, float] = (1.2, 0.8),
+        thresholds: tuple[float, float] = _regime.DEFAULT_THRESHOLDS,
         *,
         snapshot: str = "device",
         order: int = 1,
@@ -150,7 +152,7 @@ class WeightChangeDFA:
         self.stride = (
             max(1, self.window // 5) if stride is None else check_int("stride", stride, 1)
         )
-        self.ordered_threshold, self.disordered_threshold = _check_thresholds(thresholds)
+        self.ordered_threshold, self.disordered_threshold = _regime.check_thresholds(thresholds)
         self.snapshot = check_choice("snapshot", snapshot, SNAPSHOT_MODES)
         self.sample = _check_sample(sample)
         self.method = check_choice("method", method, METHODS)
@@ -161,7 +163,7 @@ class WeightChangeDFA:
         self.normalize = normalize
         self.keep_norms = bool(keep_norms)
         self.on_nonfinite = check_choice("on_nonfinite", on_nonfinite, NONFINITE_MODES)
-        self._buffer = np.empty(self.window)
+        self._series = SeriesBuffer(self.window)
         self._trackers: dict[Any, DeltaTracker] = {}
         self._attached_models: dict[Any, Any] = {}
         if groups is not None and groups != "module" and not hasattr(groups, "items"):
@@ -174,32 +176,36 @@ class WeightChangeDFA:
         self._group_names: list[str] | None = None
         self._group_owner: dict[int, int] | None = None
         self._group_model: int | None = None
-        self._group_buffer = np.full((self.window, 0), np.nan)
         self._hooks: dict[int, tuple[Any, Any]] = {}  # id(optimizer) -> (optimizer, handle)
+        self._warned: set[str] = set()  # one warning of each kind per monitor
         self.reset()
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Clear every sample, the α history and the parameter snapshots."""
-        self._head = 0  # next write position in the ring buffer
-        self._filled = 0  # valid samples in the ring buffer
-        # Device values not yet fetched to the host: squared norms per group, and the
-        # weights (1 / lr**2 per group) to combine them with, or plain norms.
-        self._pending: list[Tensor] = []
-        self._pending_weights: list[NDArray[np.float64] | None] = []
+        self._series.clear()
+        # Device values not yet fetched to the host: (value, weights, step) each; the
+        # value holds squared norms per group (+ a validity count) or a plain norm,
+        # the weights (1 / lr**2 per group, or 1 / lr) combine them.
+        self._pending: list[tuple[Tensor, NDArray[np.float64] | None, int]] = []
         self._pending_kind: tuple[Any, ...] | None = None
         self._step_count = 0
-        self._pushing_pending = False
-        self._nonfinite_steps: list[int] = []
-        self._warned_nonfinite = False
-        self._alpha: float | None = None
+        self._last_value = math.nan  # the newest finite sample: runs of zeros
+        self._divergence_due: str | None = None  # raised at the next stride boundary
+        # compact: 8 bytes per entry, whatever the length of the run
+        self._nonfinite_steps: array.array[int] = array.array("q")
+        self._nonfinite_values: array.array[float] = array.array("d")
+        self._lost_steps: array.array[int] = array.array("q")
+        self._skipped_steps: array.array[int] = array.array("q")
         self._result: DFAResult | None = None
-        self._result_has_ci = False
-        # compact: 8 bytes per recomputation, whatever the length of the run
+        # The current α (the last of the history). An attribute, not derived: the
+        # published 0.1.0 suite, our compatibility contract, assigns it directly.
+        self._alpha: float | None = None
         self._alpha_history: array.array[float] = array.array("d")
         self._alpha_steps: array.array[int] = array.array("q")
         self._group_alphas: dict[str, float | None] = {}
         self._norm_log: array.array[float] | None = array.array("d") if self.keep_norms else None
+        self._norm_log_steps: array.array[int] = array.array("q")
         for tracker in self._trackers.values():
             tracker.reset()
 
@@ -216,7 +222,8 @@ class WeightChangeDFA:
     @property
     def regime(self) -> str | None:
         """``'ordered'``, ``'critical'`` or ``'disordered'``; ``None`` before α exists."""
-        return None if self._alpha is None else self._classify(self._alpha)
+        alpha = self.alpha
+        return None if alpha is None else _regime.classify(alpha, self.thresholds)
 
     @property
     def ready(self) -> bool:
@@ -241,22 +248,40 @@ class WeightChangeDFA:
         self._flush()
         if self._group_names is None:
             return {}
-        if self._filled < self.window:
-            rows = self._group_buffer[: self._filled]
-        else:
-            rows = np.concatenate((self._group_buffer[self._head :],
-                                   self._group_buffer[: self._head]))
+        rows = self._series.group_rows()
         return {name: rows[:, i].copy() for i, name in enumerate(self._group_names)}
 
     @property
     def diverged(self) -> bool:
         """Whether a non-finite ‖ΔW‖ has been recorded."""
+        self._flush()
         return bool(self._nonfinite_steps)
 
     @property
     def nonfinite_steps(self) -> list[int]:
         """Steps whose ‖ΔW‖ was NaN or infinite (left out of the window)."""
-        return list(self._nonfinite_steps)
+        self._flush()
+        return self._nonfinite_steps.tolist()
+
+    @property
+    def lost_steps(self) -> list[int]:
+        """Steps whose measured value could not be recorded (see LostSamplesWarning).
+
+        A device value whose fetch to the host failed, or a step on which a rank took
+        a new baseline of sharded parameters while the others did not (its sum over
+        the ranks would miss that rank's part): every rank drops it alike.
+        """
+        self._flush()
+        return self._lost_steps.tolist()
+
+    @property
+    def skipped_steps(self) -> list[int]:
+        """Steps taken with a learning rate of 0 under ``normalize="lr"``: no sample.
+
+        Such a step changes no weight, so ΔW / lr carries no information; it counts
+        in :attr:`step_count` but adds nothing to the window (a warm-up from lr = 0).
+        """
+        return self._skipped_steps.tolist()
 
     @property
     def history_steps(self) -> list[int]:
@@ -266,11 +291,15 @@ class WeightChangeDFA:
     @property
     def n_samples(self) -> int:
         """Samples currently in the window (at most ``window``)."""
-        return min(self.window, self._filled + len(self._pending))
+        return min(self.window, self._series.filled + len(self._pending))
 
     @property
     def step_count(self) -> int:
-        """Samples recorded since construction or the last :meth:`reset`."""
+        """Steps recorded since construction or the last :meth:`reset`.
+
+        Every update after the baseline counts, also one whose value is left out of
+        the window (non-finite, lost, or skipped at lr = 0).
+        """
         return self._step_count
 
     @property
@@ -280,9 +309,8 @@ class WeightChangeDFA:
         The interval is computed on first access after each recomputation, so it
         costs nothing to updates that do not read it.
         """
-        if self._result is not None and self.ci is not None and not self._result_has_ci:
+        if self._result is not None and self.ci is not None and self._result.level is None:
             self._result = with_interval(self._result, self.ci)
-            self._result_has_ci = True
         return self._result
 
     @property
@@ -317,32 +345,43 @@ class WeightChangeDFA:
     def state_dict(self) -> dict[str, Any]:
         """Return the monitor's state as plain Python values (checkpoint-safe).
 
-        The window, the step count, the α history, the current fit and the
-        settings; not the parameter snapshot, which at resume is the model's
-        restored weights (see :meth:`load_state_dict`).
+        The window (with the step of each sample), the step count, the α history,
+        the recorded non-finite, lost and skipped steps, the current fit and the
+        settings; not the parameter snapshot, which at resume is the model's restored
+        weights (see :meth:`load_state_dict`). ``torch.save`` and
+        ``torch.load(weights_only=True)`` both take it.
         """
+        self._flush()
         result = None
         if self._result is not None:
             result = self._result.as_dict()
             result.update(ci_low=None, ci_high=None, level=None)
         return {
-            "format": _STATE_FORMAT,
+            "format": STATE_FORMAT,
             "type": type(self).__name__,
             "settings": self._settings(),
-            "signal": self.get_signal().tolist(),
+            "signal": self._series.signal().tolist(),
+            "signal_steps": self._series.sample_steps().tolist(),
             "step_count": self._step_count,
             "alpha_history": self._alpha_history.tolist(),
             "alpha_steps": self._alpha_steps.tolist(),
-            "nonfinite_steps": list(self._nonfinite_steps),
+            "nonfinite_steps": self._nonfinite_steps.tolist(),
+            "nonfinite_values": self._nonfinite_values.tolist(),
+            "lost_steps": self._lost_steps.tolist(),
+            "skipped_steps": self._skipped_steps.tolist(),
             "group_names": self._group_names,
             "group_signals": {k: v.tolist() for k, v in self.get_group_signals().items()},
             "group_alphas": dict(self._group_alphas),
             "norms": None if self._norm_log is None else self._norm_log.tolist(),
+            "norm_steps": None if self._norm_log is None else self._norm_log_steps.tolist(),
             "result": result,
         }
 
     def load_state_dict(self, state: dict[str, Any], model: Any = None) -> None:
         """Restore a :meth:`state_dict`; with ``model``, take it as the new baseline.
+
+        The whole state is validated before anything changes: a bad state raises and
+        leaves the monitor as it was.
 
         Parameters
         ----------
@@ -357,67 +396,31 @@ class WeightChangeDFA:
         Raises
         ------
         ValueError
-            If ``state`` is not a wcdfa monitor state, or was saved with other
-            settings (window, stride, thresholds, ...).
+            If ``state`` is not a wcdfa monitor state (naming the first bad field),
+            or was saved with other settings (window, stride, thresholds, ...).
         """
-        try:
-            fmt, settings = state["format"], state["settings"]
-            signal = np.asarray(state["signal"], dtype=np.float64)
-            step_count = int(state["step_count"])
-            history = [float(a) for a in state["alpha_history"]]
-            history_steps = [int(k) for k in state["alpha_steps"]]
-            nonfinite_steps = [int(k) for k in state["nonfinite_steps"]]
-            group_names = state["group_names"]
-            group_signals = None
-            if group_names is not None:
-                group_signals = np.array(
-                    [state["group_signals"][name] for name in group_names], dtype=np.float64
-                ).T.reshape(signal.size, len(group_names))
-            group_alphas = {str(k): v for k, v in state["group_alphas"].items()}
-            norms = state["norms"]
-            result = state["result"]
-        except (KeyError, TypeError, ValueError) as exc:
-            msg = f"Argument `state` is not a wcdfa monitor state_dict: {exc!r}"
-            raise ValueError(msg) from None
-        if fmt != _STATE_FORMAT:
-            msg = f"Argument `state` has format {fmt!r}; this wcdfa reads {_STATE_FORMAT!r}"
-            raise ValueError(msg)
-        mine = self._settings()
-        if settings != mine:
-            diff = {k: (settings.get(k), v) for k, v in mine.items() if settings.get(k) != v}
-            msg = (
-                "Argument `state` was saved by a monitor with other settings "
-                f"(saved, here): {diff}"
-            )
-            raise ValueError(msg)
-        if signal.ndim != 1 or signal.size > self.window or step_count < signal.size:
-            msg = (
-                f"Argument `state` is inconsistent: {signal.size} samples for a window of "
-                f"{self.window} after {step_count} steps"
-            )
-            raise ValueError(msg)
+        parsed = parse_state(state, self._settings(), self.window)
+        self._validate_extra(state)
+        self.reset()
+        if parsed.group_names is not None:
+            self._set_group_names(parsed.group_names)
+        self._series.push(parsed.signal, parsed.signal_steps, parsed.group_signals)
+        if self._norm_log is not None and parsed.norms is not None:
+            self._norm_log = array.array("d", parsed.norms)
+            self._norm_log_steps = array.array("q", parsed.norm_steps or [])
+        self._step_count = parsed.step_count
+        if parsed.signal.size:
+            self._last_value = float(parsed.signal[-1])
+        self._alpha_history = array.array("d", parsed.alpha_history)
+        self._alpha = parsed.alpha_history[-1] if parsed.alpha_history else None
+        self._alpha_steps = array.array("q", parsed.alpha_steps)
+        self._nonfinite_steps = array.array("q", parsed.nonfinite_steps)
+        self._nonfinite_values = array.array("d", parsed.nonfinite_values)
+        self._lost_steps = array.array("q", parsed.lost_steps)
+        self._skipped_steps = array.array("q", parsed.skipped_steps)
+        self._group_alphas = parsed.group_alphas
+        self._result = None if parsed.result is None else DFAResult(**parsed.result)
         self._restore(state)
-        self.reset_snapshot()
-        self._filled, self._head = 0, 0
-        if group_names is not None:
-            self._set_group_names([str(name) for name in group_names])
-        self._push(signal, log=False, group_values=group_signals)
-        if self._norm_log is not None:
-            self._norm_log = array.array("d", [] if norms is None else norms)
-        self._step_count = step_count
-        self._alpha_history = array.array("d", history)
-        self._alpha_steps = array.array("q", history_steps)
-        self._nonfinite_steps = nonfinite_steps
-        self._group_alphas = group_alphas
-        self._alpha = history[-1] if history else None
-        self._result = None
-        if result is not None:
-            fields = dict(result)
-            fields["scales"] = np.asarray(fields["scales"], dtype=np.int64)
-            fields["fluctuations"] = np.asarray(fields["fluctuations"], dtype=np.float64)
-            fields.update(ci_low=float("nan"), ci_high=float("nan"), level=None)
-            self._result = DFAResult(**fields)
-        self._result_has_ci = False
         if model is not None:
             from wcdfa.tracking import trainable_parameters  # noqa: PLC0415
 
@@ -425,7 +428,7 @@ class WeightChangeDFA:
 
     def reset_snapshot(self) -> None:
         """Forget the parameter snapshots: the next model update records a baseline."""
-        self._pending, self._pending_weights, self._pending_kind = [], [], None
+        self._flush()
         for tracker in self._trackers.values():
             tracker.reset()
 
@@ -444,15 +447,21 @@ class WeightChangeDFA:
             "method": self.method,
         }
 
+    def _validate_extra(self, state: dict[str, Any]) -> None:
+        """Validate subclass state (nothing here); raise before anything changes."""
+
     def _restore(self, state: dict[str, Any]) -> None:
-        """Restore subclass state (nothing here)."""
+        """Restore subclass state validated by :meth:`_validate_extra` (nothing here)."""
 
     def get_signal(self) -> NDArray[np.float64]:
         """Return the window's ‖ΔW‖ samples as a new float64 array, oldest first."""
         self._flush()
-        if self._filled < self.window:
-            return self._buffer[: self._filled].copy()
-        return np.concatenate((self._buffer[self._head :], self._buffer[: self._head]))
+        return self._series.signal()
+
+    def get_signal_steps(self) -> NDArray[np.int64]:
+        """Return the step of each sample of :meth:`get_signal` (gaps where left out)."""
+        self._flush()
+        return self._series.sample_steps()
 
     # ---------------------------------------------------------------- updates
     def update(self, model_or_norm: Any, *, optimizer: Any = None) -> WeightChangeDFA:
@@ -463,11 +472,15 @@ class WeightChangeDFA:
         model_or_norm : torch.nn.Module, float, int, numpy scalar or size-1 array, tensor
             A model: its ‖W_now − W_prev‖ over the parameters with
             ``requires_grad=True`` is recorded (the first call only records the
-            baseline). A number: recorded as given. A 0-d or 1-element tensor: kept on
-            its device and fetched with the others once per ``stride``.
+            baseline). A real number: recorded as given (DFA is defined on any real
+            series; a negative value is kept and warned about once with
+            :class:`~wcdfa.errors.NotANormWarning`; an integer beyond float64 is
+            recorded as ±inf). A 0-d or 1-element tensor: kept on its device and
+            fetched with the others once per ``stride``.
         optimizer : torch.optim.Optimizer, optional
             Keyword-only. The optimizer whose step produced the update: with
-            ``normalize="lr"``, its learning rates divide the update.
+            ``normalize="lr"``, its learning rates divide the update. A step taken
+            with a learning rate of 0 adds no sample (:attr:`skipped_steps`).
 
         Returns
         -------
@@ -479,14 +492,24 @@ class WeightChangeDFA:
         TypeError
             If ``model_or_norm`` is none of the above.
         ValueError
-            If the norm is negative. For a tensor on an accelerator the check waits
-            until the batch is fetched (the next ``stride`` boundary), to avoid a
-            host synchronisation per step. With ``normalize="lr"``: if no optimizer
-            is known, or a number is given while the param groups' rates differ.
+            With ``normalize="lr"``: if no optimizer is known, or a number is given
+            while the param groups' rates differ.
+        DivergenceError
+            With ``on_nonfinite="raise"`` only, once a non-finite value is recorded
+            (for device tensors at the next ``stride`` boundary, the same step on
+            every rank).
         """
         value = model_or_norm
         torch = sys.modules.get("torch")
         if torch is not None and isinstance(value, torch.nn.Module):
+            if self._hooks:
+                self._warn_once(
+                    "attach+update",
+                    "update(model) is called while an optimizer is attach()-ed: every "
+                    "step is recorded twice. Remove update(model) from the loop, or "
+                    "detach() the optimizer.",
+                    MisuseWarning,
+                )
             self._update_model(value, optimizer)
             return self
         if torch is not None and isinstance(value, torch.Tensor):
@@ -494,7 +517,7 @@ class WeightChangeDFA:
         elif isinstance(value, (float, int, np.floating, np.integer)) and not isinstance(
             value, (bool, np.bool_)
         ):
-            norm = float(value)
+            norm = _to_float(value)
         elif hasattr(value, "__array__") and not isinstance(value, str):
             norm = _size_one_float(value)
         else:
@@ -504,8 +527,9 @@ class WeightChangeDFA:
             )
             raise TypeError(msg)
         lr = self._single_learning_rate(optimizer) if self.normalize == "lr" else None
-        if isinstance(norm, float):
-            _check_norm(norm)
+        if lr == 0.0:
+            self._skip()
+        elif isinstance(norm, float):
             self._record(norm if lr is None else norm / lr)
         else:
             weights = None if lr is None else np.array([1.0 / lr])
@@ -598,11 +622,10 @@ class WeightChangeDFA:
         reason = unsupported_reason(optimizer)
         if reason is None:
             return True
-        warnings.warn(
+        warn(
             f"‖ΔW‖ is measured with a parameter snapshot, not from the optimizer's state: "
             f"{reason}.",
             WCDFAWarning,
-            stacklevel=4,
         )
         return False
 
@@ -667,8 +690,23 @@ class WeightChangeDFA:
         else:
             squares = self._tracker(key).step(params, ids, n_layers * n_lr)
         if squares is None:
+            if not params:
+                self._warn_once(
+                    "no-params",
+                    "No trainable parameters (requires_grad=True) to measure: nothing is "
+                    "recorded until some are trainable again.",
+                    WCDFAWarning,
+                )
             return
-        weights = None if lrs is None else np.tile(1.0 / np.square(lrs), n_layers)
+        weights = None
+        if lrs is not None:
+            rates = np.asarray(lrs, dtype=np.float64)
+            if not rates.any():  # lr = 0 everywhere: ΔW = 0 carries nothing on ΔW / lr
+                self._skip()
+                return
+            inverse = np.divide(1.0, np.square(rates), out=np.zeros_like(rates),
+                                where=rates != 0.0)
+            weights = np.tile(inverse, n_layers)
         self._record_tensor(squares, ("squares", n_layers * n_lr, n_lr), weights)
 
     def _tracker(self, key: Any) -> DeltaTracker:
@@ -702,8 +740,7 @@ class WeightChangeDFA:
 
     def _set_group_names(self, names: list[str]) -> None:
         self._group_names = names
-        if self._group_buffer.shape[1] != len(names):
-            self._group_buffer = np.full((self.window, len(names)), np.nan)
+        self._series.set_group_count(len(names))
 
     def _known_optimizer(self, optimizer: Any) -> Any:
         if optimizer is not None:
@@ -737,261 +774,336 @@ class WeightChangeDFA:
                 f"shape {tuple(value.shape)}"
             )
             raise TypeError(msg)
-        value = value.detach().reshape(1)
         if value.is_complex() or value.dtype is sys.modules["torch"].bool:
             msg = f"Argument `model_or_norm` must be a real tensor, but got dtype {value.dtype}"
             raise TypeError(msg)
-        if value.device.type == "cpu":
-            _check_norm(value.item())
-        return value
+        if value.requires_grad:
+            self._warn_once(
+                "requires-grad",
+                "The value passed to update() requires grad: it looks like the loss, not "
+                "‖ΔW‖. Pass the model (update(model)), or a norm computed under no_grad.",
+                MisuseWarning,
+            )
+        return value.detach().reshape(1)
 
-    def _record(self, norm: float) -> None:
-        self._flush()
-        bad = self._push(np.array([norm]))
-        self._advance()
-        self._raise_if_diverged(bad)
+    def _warn_once(self, key: str, message: str, category: type[Warning]) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warn(message, category)
+
+    def _record(self, value: float) -> None:
+        """Record one host value as the next step (the float fast path)."""
+        if self._pending:
+            self._flush()
+        step = self._step_count = self._step_count + 1
+        if self._norm_log is not None:
+            self._norm_log.append(value)
+            self._norm_log_steps.append(step)
+        if math.isfinite(value):
+            if value <= 0.0:
+                self._check_sign_and_zeros(value)
+            self._series.push_one(value, step)
+            self._last_value = value
+        else:
+            self._nonfinite(step, value)
+        if step % self.stride == 0:
+            self._at_boundary()
+        elif self._divergence_due is not None:
+            self._raise_divergence()
 
     def _record_tensor(
         self, value: Tensor, kind: tuple[Any, ...], weights: NDArray[np.float64] | None
     ) -> None:
+        """Keep a device value for the next fetch (no host synchronisation)."""
         if self._pending_kind != kind:
             self._flush()
             self._pending_kind = kind
-        self._pending.append(value)
-        self._pending_weights.append(weights)
-        self._advance()
-
-    def _advance(self) -> None:
         self._step_count += 1
+        self._pending.append((value, weights, self._step_count))
         if self._step_count % self.stride == 0:
-            self._flush()
-            if self._filled >= self.window:
-                self._recompute()
+            self._at_boundary()
+
+    def _skip(self) -> None:
+        """Count a step that carries no sample (lr = 0 under normalize="lr")."""
+        self._step_count += 1
+        self._skipped_steps.append(self._step_count)
+        if self._step_count % self.stride == 0:
+            self._at_boundary()
+
+    def _at_boundary(self) -> None:
+        """Every ``stride`` steps: fetch, recompute, and raise a due DivergenceError.
+
+        The same step on every rank, so a rank never leaves the loop alone.
+        """
+        self._flush()
+        if self._series.filled >= self.window:
+            self._recompute()
+        if self._divergence_due is not None:
+            self._raise_divergence()
+
+    def _raise_divergence(self) -> None:
+        msg, self._divergence_due = self._divergence_due, None
+        raise DivergenceError(msg)
 
     def _flush(self) -> None:
-        """Fetch pending device values to the host: one transfer for the batch."""
+        """Fetch pending device values to the host: one transfer for the batch.
+
+        Never raises: a value that cannot be fetched is recorded in
+        :attr:`lost_steps` with a warning that names the steps and the reason.
+        """
         if not self._pending:
             return
-        import torch  # noqa: PLC0415 - pending tensors mean torch is loaded
-
-        pending, weights, kind = self._pending, self._pending_weights, self._pending_kind
-        self._pending, self._pending_weights, self._pending_kind = [], [], None
-        if len({t.device for t in pending}) > 1:
-            pending = [t.cpu() for t in pending]
-        values = torch.stack(pending).to("cpu", torch.float64).numpy()  # (steps, groups)
-        self._pushing_pending = True
-        scale = np.stack([np.ones(values.shape[1]) if w is None else w for w in weights])
+        pending, kind = self._pending, self._pending_kind
+        self._pending, self._pending_kind = [], None
+        rows, lost, reason = _fetch([t for t, _, _ in pending])
+        weights = [w for (_, w, _), bad in zip(pending, lost, strict=True) if not bad]
+        all_steps = np.array([k for _, _, k in pending], dtype=np.int64)
+        good = all_steps[~np.asarray(lost, dtype=bool)]
         per_group = None
-        if kind is not None and kind[0] == "squares":
-            weighted = values * scale
-            norms = np.sqrt(weighted.sum(axis=1))
+        if kind is not None and kind[0] == "squares" and rows.size:
+            # the last column counts tensors some rank had no baseline for (sharded)
+            out_of_step = rows[:, -1] > 0
+            if out_of_step.any():
+                self._lose(good[out_of_step], "a rank took a new baseline of sharded "
+                           "parameters while others did not (reset or load_state_dict on "
+                           "one rank): the sum over the ranks misses its part")
+                keep = ~out_of_step
+                rows, good = rows[keep], good[keep]
+                weights = [w for w, k in zip(weights, keep, strict=True) if k]
+            rows = rows[:, :-1]
+            if weights and weights[0] is not None:
+                rows = rows * np.stack(weights)  # type: ignore[arg-type]
+            norms = np.sqrt(rows.sum(axis=1))
             if self._group_names is not None:  # (steps, layers): sum over lr groups
-                n_lr = kind[2]
-                per_group = np.sqrt(weighted.reshape(len(pending), -1, n_lr).sum(axis=2))
+                per_group = np.sqrt(rows.reshape(rows.shape[0], -1, kind[2]).sum(axis=2))
         else:
-            norms = values[:, 0] * scale[:, 0]
-        negative = np.flatnonzero(norms < 0)
-        try:
-            bad = self._push(norms, group_values=per_group)
-        finally:
-            self._pushing_pending = False
-        if negative.size:
-            msg = (
-                "Argument `model_or_norm` must be a non-negative weight-update norm, but "
-                f"{negative.size} tensor(s) fetched at step {self._step_count} were "
-                f"negative (first {norms[negative[0]]})"
-            )
-            raise ValueError(msg)
-        self._raise_if_diverged(bad)
+            norms = rows[:, 0] if rows.size else np.empty(0)
+            if weights and weights[0] is not None:
+                norms = norms * np.concatenate(weights)  # type: ignore[arg-type]
+        if any(lost):
+            self._lose(all_steps[np.asarray(lost, dtype=bool)], reason)
+        self._push(norms, good, per_group)
+
+    def _lose(self, steps: NDArray[np.int64], reason: str) -> None:
+        self._lost_steps.extend(steps.tolist())
+        shown = ", ".join(map(str, steps[:5].tolist())) + (", ..." if steps.size > 5 else "")
+        warn(
+            f"{steps.size} measured value(s) could not be recorded (steps {shown}): "
+            f"{reason}. They are listed in `lost_steps` and left out of α.",
+            LostSamplesWarning,
+        )
 
     def _push(
         self,
         values: NDArray[np.float64],
-        log: bool = True,
+        steps: NDArray[np.int64],
         group_values: NDArray[np.float64] | None = None,
-    ) -> list[int]:
-        """Append samples to the ring buffer, overwriting the oldest.
+    ) -> None:
+        """Record fetched samples: non-finite ones are logged and left out of the window."""
+        if not values.size:
+            return
+        if self._norm_log is not None:
+            self._norm_log.extend(values.tolist())
+            self._norm_log_steps.extend(steps.tolist())
+        finite = np.isfinite(values)
+        if not finite.all():
+            for step, value in zip(steps[~finite].tolist(), values[~finite].tolist(),
+                                   strict=True):
+                self._nonfinite(step, value)
+            values, steps = values[finite], steps[finite]
+            group_values = None if group_values is None else group_values[finite]
+        if not values.size:
+            return
+        if values.min() <= 0.0:
+            self._check_sign_and_zeros(values)
+        self._series.push(values, steps, group_values)
+        self._last_value = float(values[-1])
 
-        Non-finite samples (diverged training) are logged and reported, never put
-        into the window: α is computed from finite updates only. Returns the steps
-        of the non-finite samples among ``values``. ``group_values`` (samples,
-        groups) go into the per-group window alongside (NaN rows without).
-        """
-        bad: list[int] = []
-        n_groups = self._group_buffer.shape[1]
-        if group_values is None:
-            group_values = np.full((values.size, n_groups), np.nan)
-        if log:
-            if self._norm_log is not None:
-                self._norm_log.frombytes(
-                    np.ascontiguousarray(values, dtype=np.float64).tobytes()
-                )
-            finite = np.isfinite(values)
-            if not finite.all():
-                bad = self._nonfinite(values, finite)
-                values, group_values = values[finite], group_values[finite]
-        values, group_values = values[-self.window :], group_values[-self.window :]
-        k = values.size
-        first = min(k, self.window - self._head)
-        self._buffer[self._head : self._head + first] = values[:first]
-        self._buffer[: k - first] = values[first:]
-        if n_groups:
-            self._group_buffer[self._head : self._head + first] = group_values[:first]
-            self._group_buffer[: k - first] = group_values[first:]
-        self._head = (self._head + k) % self.window
-        self._filled = min(self.window, self._filled + k)
-        return bad
+    def _check_sign_and_zeros(self, values: float | NDArray[np.float64]) -> None:
+        """Warn once for negative values and once for runs of exact zeros."""
+        arr = np.atleast_1d(values)
+        if (arr < 0).any():
+            self._warn_once(
+                "negative",
+                f"A negative value ({float(arr[arr < 0][0])!r}) was recorded: it is not a "
+                "weight-update norm. It is kept as given (DFA is defined on any real "
+                "series); warned once.",
+                NotANormWarning,
+            )
+        zero = np.concatenate(([self._last_value == 0.0], arr == 0.0))
+        if (zero[1:] & zero[:-1]).any():
+            self._warn_once(
+                "zeros",
+                "Runs of exact zeros in ‖ΔW‖: the weights did not change between "
+                "updates. Is update() called between the micro-batches of gradient "
+                "accumulation? Call it after optimizer.step() only (or use attach()).",
+                MisuseWarning,
+            )
 
-    def _nonfinite(self, values: NDArray[np.float64], finite: NDArray[np.bool_]) -> list[int]:
-        """Record (and report) the steps of the non-finite samples among ``values``."""
-        last = self._step_count if self._pushing_pending else self._step_count + 1
-        steps: list[int] = (last - values.size + 1 + np.flatnonzero(~finite)).tolist()
-        self._nonfinite_steps += steps
-        if self.on_nonfinite == "warn" and not self._warned_nonfinite:
-            self._warned_nonfinite = True
-            warnings.warn(
-                f"Non-finite weight-update norm at step {int(steps[0])}: training has "
+    def _nonfinite(self, step: int, value: float) -> None:
+        """Record (and report) a non-finite sample; a DivergenceError becomes due."""
+        self._nonfinite_steps.append(step)
+        self._nonfinite_values.append(value)
+        if self.on_nonfinite == "warn":
+            self._warn_once(
+                "nonfinite",
+                f"Non-finite weight-update norm at step {step}: training has "
                 "diverged. The sample is recorded in `nonfinite_steps` and left out of α; "
                 "`diverged` is now True (warned once).",
                 DivergenceWarning,
-                stacklevel=5,
             )
-        return steps
-
-    def _raise_if_diverged(self, steps: list[int]) -> None:
-        """With ``on_nonfinite="raise"``, raise once the samples are safely recorded."""
-        if steps and self.on_nonfinite == "raise":
-            msg = (
-                f"Non-finite weight-update norm at step {steps[0]}: training diverged "
+        elif self.on_nonfinite == "raise" and self._divergence_due is None:
+            self._divergence_due = (
+                f"Non-finite weight-update norm at step {step}: training diverged "
                 "(on_nonfinite='raise'); every sample is recorded"
             )
-            raise DivergenceError(msg)
 
     def _recompute(self) -> None:
         """Run DFA on the full window; on failure warn and keep the last α."""
-        signal = self.get_signal()
-        if np.std(signal) < _NEAR_CONSTANT_STD:
-            warnings.warn(
-                "Weight-update magnitudes are near-constant (std below "
-                f"{_NEAR_CONSTANT_STD:g}): the model may have converged or stopped "
-                "learning. DFA is unreliable on near-constant signals; keeping the last α.",
+        signal = self._series.signal()
+        reason = constant_reason(signal)
+        if reason is not None:
+            warn(
+                f"Weight-update magnitudes are near-constant ({reason}): the model may "
+                "have converged or stopped learning; keeping the last α.",
                 NearConstantWarning,
-                stacklevel=4,
             )
             return
         try:
             result = dfa(signal, order=self.order, aggregate=self.aggregate, ci=None)
         except ValueError as exc:
-            warnings.warn(f"DFA computation failed: {exc}", DFAFailedWarning, stacklevel=4)
+            warn(f"DFA computation failed: {exc}", DFAFailedWarning)
             return
         self._result = result
-        self._result_has_ci = False
         self._group_alphas = self._compute_group_alphas()
         self._alpha = result.alpha
         self._alpha_history.append(result.alpha)
         self._alpha_steps.append(self._step_count)
 
     # ------------------------------------------------------------------ sinks
+    @property
+    def norm_name(self) -> str:
+        """Name of the recorded quantity: ``delta_norm``, or ``delta_norm_per_lr``."""
+        return "delta_norm_per_lr" if self.normalize == "lr" else "delta_norm"
+
     def metrics(self, prefix: str = "wcdfa/") -> dict[str, float]:
         """Return the numbers every sink logs, keyed ``prefix + name``.
 
-        ``delta_norm`` (the latest ‖ΔW‖) is always there once a sample exists;
+        ``delta_norm`` (the latest ‖ΔW‖; ``delta_norm_per_lr`` under
+        ``normalize="lr"``, since it is then ‖ΔW‖ / lr) is there once a sample exists;
         ``alpha``, ``regime`` (2 ordered, 1 critical, 0 disordered), ``r_squared`` and
         the interval ``alpha_ci_low`` / ``alpha_ci_high`` once α exists. Reading it
         fetches pending device norms (one transfer): call it when you log, not every
-        step.
+        step. It never raises for recorded data (no rank leaves the loop alone).
         """
         out: dict[str, float] = {}
         signal = self.get_signal()
         if signal.size:
-            out[prefix + "delta_norm"] = float(signal[-1])
-        if self._alpha is not None:
-            out[prefix + "alpha"] = self._alpha
-            out[prefix + "regime"] = float(_REGIME_CODES[self._classify(self._alpha)])
+            out[prefix + self.norm_name] = float(signal[-1])
+        alpha = self.alpha
+        if alpha is not None:
+            out[prefix + "alpha"] = alpha
+            out[prefix + "regime"] = float(_regime.REGIME_CODES[self._classify(alpha)])
             out[prefix + "r_squared"] = float(self.r_squared or 0.0)
             ci = self.alpha_ci
             if ci is not None:
                 out[prefix + "alpha_ci_low"], out[prefix + "alpha_ci_high"] = ci
-            for name, alpha in self._group_alphas.items():
-                if alpha is not None:
-                    out[f"{prefix}alpha/{name}"] = alpha
+            for name, group_alpha in self._group_alphas.items():
+                if group_alpha is not None:
+                    out[f"{prefix}alpha/{name}"] = group_alpha
         return out
 
     def postfix(self) -> dict[str, str]:
         """Return a compact dict for ``tqdm.set_postfix``: α and the regime."""
-        if self._alpha is None:
-            return {"α": f"…{self.n_samples}/{self.window}"}
-        return {"α": f"{self._alpha:.3f}", "regime": str(self.regime)}
+        alpha = self.alpha
+        if alpha is None:
+            return {"α": self._not_ready()}
+        return {"α": f"{alpha:.3f}", "regime": str(self.regime)}
+
+    def _not_ready(self) -> str:
+        """Why there is no α yet, in a few words."""
+        if self.n_samples >= self.window:
+            return f"constant window ({self.window} samples)"
+        return f"{self.n_samples}/{self.window} samples"
 
     def save(self, path: Any) -> Path:
         """Write the per-step ‖ΔW‖ and the α history as CSV or JSON Lines.
 
         One row per step with a known norm (the window's, or the whole run's with
-        ``keep_norms=True``) and per step with an α: columns ``step``,
-        ``delta_norm``, ``alpha``, ``alpha_ci_low``, ``alpha_ci_high`` (the interval of
-        the current α only), ``regime``; empty (CSV) or null (JSON) where unknown.
+        ``keep_norms=True``; non-finite ones as ``nan``/``inf``) and per step with an
+        α: columns ``step``, ``delta_norm`` (``delta_norm_per_lr`` under
+        ``normalize="lr"``), ``alpha``, ``alpha_ci_low``, ``alpha_ci_high`` (each α's
+        own interval: for every α with the default box settings, otherwise for the
+        current α only), ``regime``; empty (CSV) or null (JSON) where unknown. The
+        file is replaced atomically: a failed save leaves the previous file whole.
 
         Parameters
         ----------
         path : str or path-like
-            ``.csv``, ``.jsonl`` or ``.ndjson``.
+            ``.csv``, ``.jsonl`` or ``.ndjson``; missing folders are created.
 
         Returns
         -------
         pathlib.Path
+
+        Raises
+        ------
+        ValueError
+            For another suffix.
+        OSError
+            If the file cannot be written (the message names it; the previous file
+            is unchanged).
         """
-        out = Path(path)
-        suffix = out.suffix.lower()
-        if suffix not in (".csv", ".jsonl", ".ndjson"):
-            msg = f"Argument `path` must end in .csv, .jsonl or .ndjson, but got {str(out)!r}"
-            raise ValueError(msg)
-        rows = self._rows()
-        if suffix == ".csv":
-            with out.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=_ROW_FIELDS)
-                writer.writeheader()
-                for row in rows:
-                    writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        else:
-            with out.open("w") as f:
-                for row in rows:
-                    f.write(json.dumps(row) + "\n")
-        return out
+        check_path(path)
+        return write_rows(path, self._rows())
+
+    def _norm_record(self) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Return the steps and values of every known norm, non-finite ones included."""
+        self._flush()
+        if self._norm_log is not None:
+            return (np.frombuffer(self._norm_log_steps, dtype=np.int64),
+                    np.frombuffer(self._norm_log, dtype=np.float64))
+        steps, values = self._series.sample_steps(), self._series.signal()
+        if steps.size and self._nonfinite_steps:
+            bad = np.frombuffer(self._nonfinite_steps, dtype=np.int64)
+            inside = bad >= steps[0]
+            steps = np.concatenate((steps, bad[inside]))
+            values = np.concatenate((values, np.frombuffer(self._nonfinite_values)[inside]))
+            order = np.argsort(steps, kind="stable")
+            steps, values = steps[order], values[order]
+        return steps, values
 
     def _rows(self) -> list[dict[str, Any]]:
-        self._flush()
-        norms = (
-            np.frombuffer(self._norm_log, dtype=np.float64)
-            if self._norm_log is not None
-            else self.get_signal()
+        steps, values = self._norm_record()
+        alphas = self._alpha_history.tolist()
+        intervals: list[tuple[float, float] | None] = [None] * len(alphas)
+        if alphas and self.ci is not None and self._result is not None:
+            from wcdfa.uncertainty import confidence_interval, has_table  # noqa: PLC0415
+
+            r = self._result
+            if has_table(r.min_box, r.max_box, r.num_scales, r.order, r.aggregate):
+                low, high = confidence_interval(
+                    np.array(alphas), r.n, self.ci, min_box=r.min_box, max_box=r.max_box,
+                    num_scales=r.num_scales, order=r.order, aggregate=r.aggregate,
+                )
+                intervals = list(zip(low.tolist(), high.tolist(), strict=True))
+            else:
+                intervals[-1] = self.alpha_ci
+        return build_rows(
+            zip(steps.tolist(), values.tolist(), strict=True),
+            [(k, a, self._classify(a)) for k, a in zip(self._alpha_steps, alphas, strict=True)],
+            intervals,
+            self.norm_name,
         )
-        first = self._step_count - norms.size + 1
-        rows: dict[int, dict[str, Any]] = {
-            first + i: {"step": first + i, "delta_norm": v} for i, v in enumerate(norms.tolist())
-        }
-        ci = self.alpha_ci
-        for k, (step, alpha) in enumerate(zip(self._alpha_steps, self._alpha_history, strict=True)):
-            row = rows.setdefault(step, {"step": step, "delta_norm": None})
-            row["alpha"] = alpha
-            row["regime"] = self._classify(alpha)
-            if ci is not None and k == len(self._alpha_history) - 1:
-                row["alpha_ci_low"], row["alpha_ci_high"] = ci
-        out = []
-        for step in sorted(rows):
-            row = dict.fromkeys(_ROW_FIELDS)
-            row.update(rows[step])
-            if isinstance(row["delta_norm"], float) and not math.isfinite(row["delta_norm"]):
-                row["delta_norm"] = str(row["delta_norm"])
-            out.append(row)
-        return out
 
     def __str__(self) -> str:
-        if self._alpha is None:
-            return f"wcdfa: not ready ({self.n_samples}/{self.window} samples)"
+        alpha = self.alpha
+        if alpha is None:
+            return f"wcdfa: not ready ({self._not_ready()})"
         ci = self.alpha_ci
         interval = "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
         return (
-            f"wcdfa: α={self._alpha:.3f}{interval} {self.regime} "
+            f"wcdfa: α={alpha:.3f}{interval} {self.regime} "
             f"(R²={self.r_squared:.3f}, step {self._step_count})"
         )
 
@@ -1044,12 +1156,10 @@ class WeightChangeDFA:
         """
         from wcdfa.plotting import plot_alpha  # noqa: PLC0415 - matplotlib is optional
 
-        self._flush()
-        norms = self.get_signal() if self._norm_log is None else np.array(self._norm_log)
+        norm_steps, norms = self._norm_record()
         return plot_alpha(
             np.array(self._alpha_steps), np.array(self._alpha_history, dtype=float),
-            self.thresholds, norms=norms,
-            norm_steps=np.arange(self._step_count - norms.size + 1, self._step_count + 1),
+            self.thresholds, norms=norms, norm_steps=norm_steps,
             title=title, ax=ax, save_path=save_path, show=show,
         )
 
@@ -1074,11 +1184,11 @@ class WeightChangeDFA:
     def _compute_group_alphas(self) -> dict[str, float | None]:
         if self._group_names is None:
             return {}
-        rows = np.concatenate((self._group_buffer[self._head :], self._group_buffer[: self._head]))
+        rows = self._series.group_rows()
         out: dict[str, float | None] = {}
         for name, column in zip(self._group_names, rows.T, strict=True):
             alpha = None
-            if np.all(np.isfinite(column)) and np.std(column) >= _NEAR_CONSTANT_STD:
+            if np.all(np.isfinite(column)) and constant_reason(column) is None:
                 try:
                     alpha = dfa(column, order=self.order, aggregate=self.aggregate, ci=None).alpha
                 except ValueError:
@@ -1089,185 +1199,28 @@ class WeightChangeDFA:
     def regime_code(self) -> int | None:
         """Return the regime as logged to dashboards: 2 ordered, 1 critical, 0 disordered."""
         regime = self.regime
-        return None if regime is None else _REGIME_CODES[regime]
+        return None if regime is None else _regime.REGIME_CODES[regime]
 
     def _classify(self, alpha: float) -> str:
-        return self.classify_alpha(alpha, self.thresholds)
+        return _regime.classify(alpha, self.thresholds)
 
     @classmethod
     def classify_alpha(
-        cls, alpha: float, thresholds: tuple[float, float] = (1.2, 0.8)
+        cls, alpha: float, thresholds: tuple[float, float] = _regime.DEFAULT_THRESHOLDS
     ) -> str:
         """Return the regime of ``alpha`` for ``(ordered, disordered)`` thresholds."""
-        ordered, disordered = thresholds
-        if alpha > ordered:
-            return cls.ORDERED
-        if alpha < disordered:
-            return cls.DISORDERED
-        return cls.CRITICAL
+        return _regime.classify(alpha, thresholds)
 
     def __repr__(self) -> str:
         name = type(self).__name__
         samples = f"samples={self.n_samples}/{self.window}"
-        if self._alpha is None:
+        alpha = self.alpha
+        if alpha is None:
             return f"{name}(not ready, {samples})"
         ci = self.alpha_ci
         interval = "" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
         method = "" if self.method_in_use is None else f", method={self.method_in_use}"
-        return f"{name}(α={self._alpha:.3f}{interval}, regime='{self.regime}', {samples}{method})"
-
-
-class RollingWeightChangeDFA(WeightChangeDFA):
-    """:class:`WeightChangeDFA` with an epoch-level record, a summary and plots.
-
-    Call :meth:`end_epoch` at the end of each epoch to record the current α.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from wcdfa import RollingWeightChangeDFA
-    >>> rng = np.random.default_rng(0)
-    >>> monitor = RollingWeightChangeDFA(window=100, stride=20)
-    >>> for epoch in range(5):
-    ...     for norm in np.abs(rng.standard_normal(40)):
-    ...         _ = monitor.update(norm)
-    ...     monitor.end_epoch()
-    >>> epochs, alphas = monitor.epoch_history
-    >>> epochs.tolist(), int(np.isnan(alphas).sum())
-    ([0, 1, 2, 3, 4], 2)
-    """
-
-    def reset(self) -> None:
-        """Clear every sample, both histories and the parameter snapshot."""
-        super().reset()
-        self._epoch_steps: list[int] = []
-        self._epoch_alphas: list[float | None] = []
-
-    def state_dict(self) -> dict[str, Any]:
-        """Return the state of :class:`WeightChangeDFA` plus the epoch record."""
-        state = super().state_dict()
-        state["epochs"] = list(self._epoch_steps)
-        state["epoch_alphas"] = list(self._epoch_alphas)
-        return state
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        try:
-            epochs = [int(e) for e in state["epochs"]]
-            alphas = [None if a is None else float(a) for a in state["epoch_alphas"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            msg = f"Argument `state` is not a RollingWeightChangeDFA state_dict: {exc!r}"
-            raise ValueError(msg) from None
-        if len(epochs) != len(alphas):
-            msg = "Argument `state` is inconsistent: epochs and epoch_alphas differ in length"
-            raise ValueError(msg)
-        self._epoch_steps, self._epoch_alphas = epochs, alphas
-
-    def end_epoch(self, epoch: int | None = None) -> None:
-        """Record the current α (``None`` before the first) for an epoch.
-
-        Parameters
-        ----------
-        epoch : int, optional
-            Epoch number; by default one more than the last recorded, from 0.
-        """
-        if epoch is None:
-            epoch = self._epoch_steps[-1] + 1 if self._epoch_steps else 0
-        else:
-            epoch = check_int("epoch", epoch, -(2**63))
-        self._epoch_steps.append(epoch)
-        self._epoch_alphas.append(self._alpha)
-
-    @property
-    def epoch_history(self) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """``(epochs, alphas)`` arrays; NaN where no α existed yet."""
-        alphas = [np.nan if a is None else a for a in self._epoch_alphas]
-        return np.array(self._epoch_steps, dtype=np.int64), np.array(alphas, dtype=float)
-
-    def summary(self) -> dict[str, Any]:
-        """Return counts and extremes of the epoch α record.
-
-        Returns
-        -------
-        dict
-            ``total_epochs``, ``current_alpha``, ``current_regime``,
-            ``current_ci_low``, ``current_ci_high`` (the interval of the current α),
-            ``mean_alpha``,
-            ``min_alpha``, ``max_alpha`` (``None`` without any finite epoch α) and
-            ``epochs_ordered``, ``epochs_critical``, ``epochs_disordered``, which add
-            up to the number of epochs with a finite α.
-        """
-        epochs, alphas = self.epoch_history
-        valid = alphas[np.isfinite(alphas)]
-        regimes = [self._classify(float(a)) for a in valid]
-        ci = self.alpha_ci
-        return {
-            "total_epochs": len(epochs),
-            "current_alpha": self._alpha,
-            "current_regime": self.regime,
-            "current_ci_low": None if ci is None else ci[0],
-            "current_ci_high": None if ci is None else ci[1],
-            "method": self.method_in_use,
-            "mean_alpha": float(valid.mean()) if valid.size else None,
-            "min_alpha": float(valid.min()) if valid.size else None,
-            "max_alpha": float(valid.max()) if valid.size else None,
-            "epochs_ordered": regimes.count(self.ORDERED),
-            "epochs_critical": regimes.count(self.CRITICAL),
-            "epochs_disordered": regimes.count(self.DISORDERED),
-        }
-
-    def plot(
-        self,
-        title: str = "Weight-change DFA",
-        save_path: Any = None,
-        show: bool = True,
-        *,
-        ax: Any = None,
-    ) -> Figure:
-        """Plot α over epochs with the regime bands, and the window's ‖ΔW‖ below.
-
-        Parameters
-        ----------
-        title : str, default "Weight-change DFA"
-            Figure title.
-        save_path : str or path-like, optional
-            Also save the figure there (format from the suffix).
-        show : bool, default True
-            Show the figure when matplotlib has an interactive backend; with a
-            non-interactive backend (scripts, CI) nothing is shown and nothing blocks.
-        ax : matplotlib.axes.Axes, optional
-            Keyword-only. Draw the α panel into this axes (no ‖ΔW‖ panel).
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-        """
-        from wcdfa.plotting import plot_alpha  # noqa: PLC0415
-
-        epochs, alphas = self.epoch_history
-        return plot_alpha(
-            epochs, alphas, self.thresholds, norms=self.get_signal(), xlabel="epoch",
-            title=title, ax=ax, save_path=save_path, show=show,
-        )
-
-
-def _check_thresholds(thresholds: Any) -> tuple[float, float]:
-    try:
-        ordered, disordered = thresholds
-    except (TypeError, ValueError):
-        msg = (
-            "Argument `thresholds` must be a pair (ordered, disordered), but got "
-            f"{thresholds!r}"
-        )
-        raise ValueError(msg) from None
-    ordered = check_real("thresholds[0]", ordered)
-    disordered = check_real("thresholds[1]", disordered)
-    if not ordered > disordered:
-        msg = (
-            "Argument `thresholds` must be (ordered, disordered) with ordered > "
-            f"disordered, but got {thresholds!r}"
-        )
-        raise ValueError(msg)
-    return ordered, disordered
+        return f"{name}(α={alpha:.3f}{interval}, regime='{self.regime}', {samples}{method})"
 
 
 def _check_sample(sample: Any) -> float | int | None:
@@ -1284,13 +1237,39 @@ def _check_sample(sample: Any) -> float | int | None:
     raise ValueError(msg)
 
 
-def _check_norm(norm: float) -> None:
-    if norm < 0:
-        msg = (
-            "Argument `model_or_norm` must be a non-negative weight-update norm, but got "
-            f"{norm!r}"
-        )
-        raise ValueError(msg)
+def _to_float(value: Any) -> float:
+    """``float(value)``; an integer beyond float64 overflows to ±inf, as arithmetic would."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _fetch(tensors: list[Tensor]) -> tuple[NDArray[np.float64], list[bool], str]:
+    """Rows of the fetched values, which tensors were lost, and why (one transfer).
+
+    If the batch cannot be fetched (a device error), each tensor is tried alone and
+    whatever can be read is kept.
+    """
+    import torch  # noqa: PLC0415 - pending tensors mean torch is loaded
+
+    try:
+        if len({t.device for t in tensors}) > 1:
+            tensors = [t.cpu() for t in tensors]
+        rows = torch.stack(tensors).to("cpu", torch.float64).numpy()
+        return rows.reshape(len(tensors), -1), [False] * len(tensors), ""
+    except Exception as exc:  # a fetch failure must not end training
+        reason = f"fetching them failed ({type(exc).__name__}: {exc})"
+    good: list[NDArray[np.float64]] = []
+    lost: list[bool] = []
+    for t in tensors:
+        try:
+            good.append(t.to("cpu", torch.float64).numpy().reshape(-1))
+            lost.append(False)
+        except Exception:
+            lost.append(True)
+    rows = np.stack(good) if good else np.empty((0, tensors[0].numel()))
+    return rows, lost, reason
 
 
 def _size_one_float(value: Any) -> float:

@@ -22,17 +22,20 @@ bf16/fp16 differences and their squares are formed in float32.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from wcdfa._checks import SNAPSHOT_MODES, check_choice
+from wcdfa._dist import all_reduce
 from wcdfa._imports import first_module
+from wcdfa._warn import warn
+from wcdfa.errors import WCDFAWarning
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["DeltaTracker", "trainable_parameters"]
+__all__ = ["DeltaTracker", "local_part", "reduce_key", "trainable_parameters"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _LOW_PRECISION_BATCH = 1 << 26
@@ -68,6 +71,7 @@ class DeltaTracker:
         self.sample = sample  # validated by the monitor: a fraction or a count
         self._fraction: float | None = None
         self._generator = torch.Generator().manual_seed(0)
+        self._warned_changed = False
         self.reset()
 
     @property
@@ -81,6 +85,8 @@ class DeltaTracker:
         """Forget the snapshot: the next call records a new baseline."""
         self._params: list[Tensor] = []
         self._snaps: list[Tensor] = []
+        self._sigs: list[tuple[Any, ...]] = []
+        self._storages: list[int] | None = None
         self._ids: list[int] = []
         self._n_groups = 1
         self._kernels: list[_Kernel] = []
@@ -105,53 +111,114 @@ class DeltaTracker:
         -------
         Tensor or None
             float64 vector of ``n_groups`` squared norms on the first tensor's device,
-            and the snapshot refreshed to ``params``; ``None`` when there is nothing
-            to compare with (first call, or none of ``params`` tracked before).
+            followed by one count: the sharded tensors that some rank had no baseline
+            for (a sample to drop when it is not 0); the snapshot refreshed to
+            ``params``. ``None`` when there is nothing to compare with (no tensors,
+            the first call, or none of ``params`` tracked before).
+
+        Notes
+        -----
+        With sharded tensors every rank enters the same all-reduces on every call,
+        the baseline included, whatever its own snapshot holds: a rank that reset
+        alone cannot hang the others, and the count tells every rank alike to drop
+        that step.
         """
+        if not params:  # everything frozen: nothing to measure, nothing to keep
+            self.reset()
+            return None
         ids = [0] * len(params) if groups is None else list(groups)
         if (
             n_groups == self._n_groups
             and ids == self._ids
             and len(params) == len(self._params)
             and all(a is b for a, b in zip(params, self._params, strict=True))
+            and (self._storages is None or self._storages == [p.data_ptr() for p in params])
         ):
-            return _combine(self._kernels, params[0].device)
+            return self._combine()
         return self._regroup(params, ids, n_groups)
 
     def _regroup(self, params: Sequence[Tensor], ids: list[int], n_groups: int) -> Tensor | None:
-        previous = {id(p): s for p, s in zip(self._params, self._snaps, strict=True)}
-        kept: list[tuple[Tensor, Tensor, int, tuple[Any, ...]]] = []
-        snaps: list[Tensor] = []
+        """Rebuild the kernels for a new set or layout of tensors.
+
+        A tensor seen before with the same shape, dtype and device keeps its snapshot;
+        any other (new, or whose ``.data`` was replaced by another shape, dtype or
+        device) gets a fresh one and contributes from its next change on.
+        """
+        previous = {id(p): (s, sig) for p, s, sig in
+                    zip(self._params, self._snaps, self._sigs, strict=True)}
         if self.sample is not None and self._fraction is None:
             total = sum(p.numel() for p in params)
             sample = self.sample
             self._fraction = sample if isinstance(sample, float) else min(1.0, sample / total)
         samples = {}
-        local = [_local(p) for p in params]  # DTensor: this rank's shard
-        keys = [_reduce_key(p) for p in params]
-        for p, lp, g, key in zip(params, local, ids, keys, strict=True):
-            s = previous.get(id(p))
-            if s is not None and s.dtype == lp.dtype and (
-                s.shape == lp.shape if self.sample is None else id(p) in self._samples
-            ):
-                kept.append((lp, s, g, key))
+        local = [local_part(p) for p in params]  # DTensor: this rank's shard
+        keys = [reduce_key(p) for p in params]
+        sigs = [(lp.shape, lp.dtype, lp.device) for lp in local]
+        snaps: list[Tensor] = []
+        new: list[bool] = []
+        changed = 0
+        for p, lp, sig in zip(params, local, sigs, strict=True):
+            kept = previous.get(id(p))
+            if kept is not None and kept[1] == sig:
+                snaps.append(kept[0])
                 if self.sample is not None:
                     samples[id(p)] = self._samples[id(p)]
             else:
-                s = self._new_snapshot(lp, samples, id(p))
-            snaps.append(s)
+                changed += kept is not None
+                snaps.append(self._new_snapshot(lp, samples, id(p)))
+            new.append(kept is None or kept[1] != sig)
+        if changed and not self._warned_changed:
+            self._warned_changed = True
+            warn(
+                f"{changed} tracked parameter(s) changed shape, dtype or device (their "
+                "`.data` was replaced, or the model moved): they take a new baseline and "
+                "count from their next change on (warned once).",
+                WCDFAWarning,
+            )
         self._samples = samples
-        self._sample_ids = [id(p) for p in params]
-        squares = None
-        if kept:
-            ps, ss, gs, ks = (list(t) for t in zip(*kept, strict=True))
-            kernels = self._make_kernels(ps, ss, gs, n_groups, ks, [id(p) for p in ps])
-            squares = _combine(kernels, params[0].device)
         self._params, self._snaps, self._ids, self._n_groups = list(params), snaps, ids, n_groups
+        self._sigs = sigs
+        self._storages = None if any(keys) else [p.data_ptr() for p in params]
         self._kernels = self._make_kernels(
-            local, snaps, ids, n_groups, keys, [id(p) for p in params]
+            local, snaps, ids, n_groups, keys, [id(p) for p in params], new
         )
-        return squares
+        self._zero = torch.zeros(1, dtype=torch.float64, device=params[0].device)
+        sharded = any(k.reduce_groups for k in self._kernels)
+        if all(new) and not sharded:
+            return None  # a baseline: nothing to compare with, no collective to enter
+        squares = self._combine(check=True)
+        return None if all(new) else squares
+
+    def _combine(self, check: bool = False) -> Tensor:
+        """Run the kernels; their per-group squared norms summed, then the count.
+
+        Sharded tensors (DTensor with a Shard placement) hold a part of the parameter
+        on each rank: their squares are summed over the ranks of the sharded mesh
+        dims with one all-reduce per bucket. Replicated tensors (DDP, Replicate) are
+        the same on every rank and are not summed, so none is counted twice. Every
+        rank runs the same kernels in the same order, so every rank enters the same
+        collectives; ``check`` (after a new baseline) fails with a clear error if the
+        other ranks do not join within :data:`wcdfa._dist.JOIN_TIMEOUT` seconds.
+        """
+        squares = []
+        counts = []
+        for kernel in self._kernels:
+            sq = kernel.measure_and_refresh()
+            if kernel.reduce_groups:
+                sq = torch.cat((sq, kernel.take_new_count()))
+                for group in kernel.reduce_groups:
+                    all_reduce(sq, group, check=check)
+                counts.append(sq[-1:])
+                sq = sq[:-1]
+            squares.append(sq)
+        device = self._zero.device
+        total = squares[0] if len(squares) == 1 else torch.stack(
+            [s.to(device, non_blocking=True) for s in squares]
+        ).sum(dim=0)
+        count = self._zero if not counts else torch.stack(
+            [c.to(device, non_blocking=True) for c in counts]
+        ).sum(dim=0)
+        return torch.cat((total, count))
 
     def _new_snapshot(
         self, p: Tensor, samples: dict[int, tuple[Tensor, float]], key: int
@@ -177,6 +244,7 @@ class DeltaTracker:
         n_groups: int,
         keys: list[tuple[Any, ...]],
         owners: list[int],
+        new: list[bool],
     ) -> list[_Kernel]:
         """One kernel per (device, process groups to sum over) bucket of tensors."""
         buckets: dict[tuple[torch.device, tuple[Any, ...]], list[int]] = {}
@@ -195,6 +263,11 @@ class DeltaTracker:
             else:
                 kernel = _ForeachKernel(*args, n_groups)
             kernel.reduce_groups = key
+            if key:
+                kernel.new_count = torch.tensor(
+                    [float(sum(new[i] for i in idx))], dtype=torch.float64, device=device
+                )
+                kernel.no_new = torch.zeros(1, dtype=torch.float64, device=device)
             kernels.append(kernel)
         return kernels
 
@@ -210,6 +283,13 @@ class _Kernel:
         self.n_groups = n_groups
         self.reduce_groups: tuple[Any, ...] = ()  # sharded tensors: sum over these
         self.ids = torch.tensor(ids, dtype=torch.long, device=params[0].device)
+        self.new_count: Tensor | None = None  # sharded: tensors just given a baseline
+        self.no_new: Tensor | None = None
+
+    def take_new_count(self) -> Tensor:
+        """Return the count of freshly baselined tensors for this call (then 0)."""
+        count, self.new_count = self.new_count, self.no_new
+        return cast("Tensor", count)  # both are set for every sharded kernel
 
     def measure_and_refresh(self) -> Tensor:
         """Return float64 squared norms of the change per group; refresh the snapshot."""
@@ -364,33 +444,13 @@ class _CpuKernel(_Kernel):
         return sum(b.numel() * b.element_size() for b in self.slots.values())
 
 
-def _combine(kernels: list[_Kernel], device: torch.device) -> Tensor:
-    """Run the kernels; sum their per-group squared norms on ``device``.
-
-    Sharded tensors (DTensor with a Shard placement) hold a part of the parameter on
-    each rank: their squares are summed over the ranks of the sharded mesh dims with
-    one all-reduce per bucket. Replicated tensors (DDP, Replicate) are the same on
-    every rank and are not summed, so none is counted twice. Every rank runs the same
-    kernels in the same order, so every rank enters the same collectives.
-    """
-    squares = []
-    for kernel in kernels:
-        sq = kernel.measure_and_refresh()
-        for group in kernel.reduce_groups:
-            torch.distributed.all_reduce(sq, group=group)
-        squares.append(sq)
-    if len(squares) == 1:
-        return squares[0]
-    return torch.stack([s.to(device, non_blocking=True) for s in squares]).sum(dim=0)
-
-
 def _dtensor_type() -> type | None:
     module = first_module("torch.distributed.tensor", "torch.distributed._tensor")
     dtensor: type | None = None if module is None else module.DTensor
     return dtensor
 
 
-def _local(p: Tensor) -> Tensor:
+def local_part(p: Tensor) -> Tensor:
     """Return this rank's part of ``p``: a DTensor's local shard, else ``p`` itself."""
     dtensor = _dtensor_type() if torch.distributed.is_available() else None
     if dtensor is not None and isinstance(p, dtensor):
@@ -399,7 +459,7 @@ def _local(p: Tensor) -> Tensor:
     return p
 
 
-def _reduce_key(p: Tensor) -> tuple[Any, ...]:
+def reduce_key(p: Tensor) -> tuple[Any, ...]:
     """Process groups over which ``p``'s squared norm must be summed (sharded dims)."""
     dtensor = _dtensor_type() if torch.distributed.is_available() else None
     if dtensor is None or not isinstance(p, dtensor):

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from wcdfa.fluctuation import _alpha_batch, _box_scales
 from wcdfa.synthetic import _fgn_batch, _power_law_batch
 
-__all__ = ["confidence_interval"]
+__all__ = ["confidence_interval", "has_table"]
 
 TABLE_FILE = "_calibration.npz"
 DEFAULT_BOXES = (4, None, 20)
@@ -113,8 +113,7 @@ def confidence_interval(
         Floats, or arrays shaped like ``alpha``.
     """
     a = np.asarray(alpha, dtype=np.float64)
-    table = _table()
-    if (min_box, max_box, num_scales, order) == (*DEFAULT_BOXES, 1) and aggregate in table:
+    if has_table(min_box, max_box, num_scales, order, aggregate):
         grid, low_q, high_q = _belt(n, level, aggregate)
         low = np.interp(a, np.maximum.accumulate(high_q), grid)
         high = np.interp(a, np.maximum.accumulate(low_q), grid)
@@ -126,6 +125,19 @@ def confidence_interval(
     if a.ndim == 0:
         return float(low), float(high)
     return low, high
+
+
+def has_table(
+    min_box: int = 4,
+    max_box: int | None = None,
+    num_scales: int = 20,
+    order: int = 1,
+    aggregate: str = "mean",
+) -> bool:
+    """Whether the shipped belt serves these settings (else: the slower bootstrap)."""
+    return (min_box, max_box, num_scales, order) == (*DEFAULT_BOXES, 1) and (
+        aggregate in _table()
+    )
 
 
 @functools.lru_cache(maxsize=1)
