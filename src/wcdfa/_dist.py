@@ -8,8 +8,10 @@ import time
 from typing import Any
 
 JOIN_TIMEOUT = float(os.environ.get("WCDFA_JOIN_TIMEOUT", "300"))
-"""Seconds a rank waits, after a new baseline, for the other ranks to join wcdfa's
-all-reduce before it fails with a clear error (environment: ``WCDFA_JOIN_TIMEOUT``)."""
+"""Seconds a rank waits for the other ranks before a measurer's first collective,
+then fails with a clear error (environment: ``WCDFA_JOIN_TIMEOUT``)."""
+
+_joins: dict[tuple[int, ...], int] = {}  # group ranks -> join checks so far
 
 
 def rank() -> int:
@@ -26,25 +28,33 @@ def rank() -> int:
 def all_reduce(tensor: Any, group: Any, *, check: bool = False) -> None:
     """Sum ``tensor`` over ``group`` in place.
 
-    With ``check``, wait at most :data:`JOIN_TIMEOUT` seconds for the other ranks and
-    raise ``RuntimeError`` saying what to do if they never join (a monitor called on
-    one rank only): a clear error instead of a hang.
+    With ``check`` (a measurer's first collective), first make sure that every rank
+    of ``group`` is here, through the process group's store rather than a
+    collective, so that a rank calling alone never pairs with another collective
+    (FSDP's all-gathers) and fails after :data:`JOIN_TIMEOUT` seconds with an error
+    that says what to do, instead of hanging.
     """
     dist = sys.modules["torch"].distributed
-    if not check:
-        dist.all_reduce(tensor, group=group)
-        return
-    work = dist.all_reduce(tensor, group=group, async_op=True)
+    if check:
+        _join(dist, group)
+    dist.all_reduce(tensor, group=group)
+
+
+def _join(dist: Any, group: Any) -> None:
+    store = dist.distributed_c10d._get_default_store()
+    ranks = tuple(dist.get_process_group_ranks(group))
+    count = _joins[ranks] = _joins.get(ranks, 0) + 1
+    key = f"wcdfa/join/{'-'.join(map(str, ranks))}/{count}"
+    store.add(key, 1)
     deadline = time.monotonic() + JOIN_TIMEOUT
-    while not work.is_completed():
+    while store.add(key, 0) < len(ranks):
         if time.monotonic() > deadline:
             msg = (
-                f"wcdfa: rank {rank()} waited {JOIN_TIMEOUT:g} s for the other ranks to "
-                "sum the squared norms of sharded (FSDP2/DTensor) parameters, and they "
-                "did not join. With sharded parameters every rank must measure: call "
+                f"wcdfa: rank {rank()} waited {JOIN_TIMEOUT:g} s for ranks {list(ranks)} to "
+                "measure ‖ΔW‖ of sharded (FSDP2/DTensor) parameters, and not all came. "
+                "With sharded parameters every rank must measure: call "
                 "monitor.update(model), or attach(optimizer), on every rank, not under "
                 "`if rank == 0` (the sinks already log from rank 0 only)."
             )
             raise RuntimeError(msg)
-        time.sleep(0.001)
-    work.wait()
+        time.sleep(0.005)

@@ -91,6 +91,7 @@ class DerivedUpdate:
         self.optimizer = optimizer
         # per layout (owners, reduce keys): the index and masks, built once
         self._layouts: dict[tuple[Any, ...], tuple[Tensor, list[tuple[Any, Tensor]]]] = {}
+        self._joined = False  # the first collective checks that every rank is here
 
     @torch.no_grad()
     def step(self, ids: Sequence[int], n_groups: int) -> Tensor | None:
@@ -126,8 +127,7 @@ class DerivedUpdate:
         device = norms[0].device
         squares = torch.stack([n.to(device, torch.float64) for n in norms]).square()
         layout = (n_groups, device, tuple(owners), tuple(keys))
-        known = layout in self._layouts
-        if not known:  # one host-to-device copy per layout, not per step
+        if layout not in self._layouts:  # one host-to-device copy per layout, not per step
             index = torch.tensor(owners, dtype=torch.long, device=device)
             masks = [(key, torch.tensor([k == key for k in keys], device=device))
                      for key in dict.fromkeys(keys)]
@@ -141,8 +141,9 @@ class DerivedUpdate:
         for key, mask in masks:  # sharded tensors: sum over their ranks
             summed = torch.zeros_like(out).index_add_(0, index, torch.where(mask, squares, 0.0))
             for process_group in key:
-                all_reduce(summed, process_group, check=not known)
+                all_reduce(summed, process_group, check=not self._joined)
             out += summed
+        self._joined = True
         return out
 
     def _sgd(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:

@@ -72,6 +72,7 @@ class DeltaTracker:
         self._fraction: float | None = None
         self._generator = torch.Generator().manual_seed(0)
         self._warned_changed = False
+        self._joined = False  # the first collective checks that every rank is here
         self.reset()
 
     @property
@@ -186,10 +187,10 @@ class DeltaTracker:
         sharded = any(k.reduce_groups for k in self._kernels)
         if all(new) and not sharded:
             return None  # a baseline: nothing to compare with, no collective to enter
-        squares = self._combine(check=True)
+        squares = self._combine()
         return None if all(new) else squares
 
-    def _combine(self, check: bool = False) -> Tensor:
+    def _combine(self) -> Tensor:
         """Run the kernels; their per-group squared norms summed, then the count.
 
         Sharded tensors (DTensor with a Shard placement) hold a part of the parameter
@@ -197,9 +198,11 @@ class DeltaTracker:
         dims with one all-reduce per bucket. Replicated tensors (DDP, Replicate) are
         the same on every rank and are not summed, so none is counted twice. Every
         rank runs the same kernels in the same order, so every rank enters the same
-        collectives; ``check`` (after a new baseline) fails with a clear error if the
-        other ranks do not join within :data:`wcdfa._dist.JOIN_TIMEOUT` seconds.
+        collectives. Before this tracker's first collective, a rank waits at most
+        :data:`wcdfa._dist.JOIN_TIMEOUT` seconds for the others and otherwise fails
+        with a clear error (a monitor called on one rank only).
         """
+        check, self._joined = not self._joined, True
         squares = []
         counts = []
         for kernel in self._kernels:
