@@ -164,7 +164,7 @@ def test_load_state_dict_validates_everything_before_changing_anything(mutate, m
 
 
 def test_load_state_dict_rejects_a_non_dict():
-    with pytest.raises(ValueError, match="must be a dict from state_dict.*list"):
+    with pytest.raises(ValueError, match=r"must be a dict from state_dict.*list"):
         WeightChangeDFA(window=50).load_state_dict([1, 2])
 
 
