@@ -26,8 +26,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
     torch.manual_seed(0)
-    print(f"{'params':>8} {'snapshot ms':>12} {'derived ms':>11} {'derived/snap':>13} "
-          f"{'held snapshot':>14} {'held derived':>13} {'tensors':>8}")
+    print(
+        f"{'params':>8} {'snapshot ms':>12} {'derived ms':>11} {'derived/snap':>13} "
+        f"{'held snapshot':>14} {'held derived':>13} {'tensors':>8}"
+    )
     for size in args.sizes:
         model = mlp(size)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -53,9 +55,11 @@ def main() -> None:
         der_ms = statistics.median(times["derived"]) * 1e3
         n = sum(p.numel() for p in model.parameters())
         n_tensors = len(list(model.parameters()))
-        print(f"{n / 1e6:>7.1f}M {snap_ms:>12.2f} {der_ms:>11.2f} {der_ms / snap_ms:>12.2f}x "
-              f"{snapshot.snapshot_bytes / 2**20:>11.1f} MiB {derived.snapshot_bytes:>11d} B "
-              f"{n_tensors:>8}")
+        print(
+            f"{n / 1e6:>7.1f}M {snap_ms:>12.2f} {der_ms:>11.2f} {der_ms / snap_ms:>12.2f}x "
+            f"{snapshot.snapshot_bytes / 2**20:>11.1f} MiB {derived.snapshot_bytes:>11d} B "
+            f"{n_tensors:>8}"
+        )
     print("(held: parameter-sized bytes kept between steps; the derived path keeps none,")
     print(" only per-tensor Python objects: O(number of tensors))")
 

@@ -43,7 +43,11 @@ def main() -> None:
                 for family in families(float(alpha)):
                     seed = zlib.crc32(f"{n}:{alpha:.2f}:{family}".encode())
                     sims = estimates(
-                        family, n, float(alpha), args.reps, np.random.default_rng(seed),
+                        family,
+                        n,
+                        float(alpha),
+                        args.reps,
+                        np.random.default_rng(seed),
                         aggregate=aggregate,
                     )
                     per_family.append(np.quantile(sims, LEVELS))
@@ -53,8 +57,12 @@ def main() -> None:
             print(f"{aggregate} n={n}: {time.perf_counter() - t0:.1f} s", flush=True)
         tables[f"q_{aggregate}"] = q.astype(np.float32)
     np.savez_compressed(
-        args.out, ns=np.array(NS, dtype=np.float64), alphas=ALPHAS, levels=LEVELS,
-        reps=np.array(args.reps), **tables,
+        args.out,
+        ns=np.array(NS, dtype=np.float64),
+        alphas=ALPHAS,
+        levels=LEVELS,
+        reps=np.array(args.reps),
+        **tables,
     )
     print(f"wrote {args.out}")
 

@@ -65,7 +65,9 @@ def main() -> None:
     verdict = (
         f"Generalisation preceded criticality in {preceded} of {len(results)} runs"
         + (f" (by {min(gaps)}–{max(gaps)} epochs)" if preceded else "")
-        + ": " + "; ".join(statements) + ". Criticality never came before generalisation "
+        + ": "
+        + "; ".join(statements)
+        + ". Criticality never came before generalisation "
         "in our runs" * (preceded == len(gaps)) + ("." if preceded == len(gaps) else "")
     )
 
@@ -73,7 +75,7 @@ def main() -> None:
         "# Grokking precedes criticality? Our runs",
         "",
         "The headline claim of weight-change DFA: on modular addition, networks generalise",
-        "(\"grok\") long before their weight-update dynamics reach the critical band.",
+        '("grok") long before their weight-update dynamics reach the critical band.',
         "`examples/grokking.py` reproduces the setting: (a + b) mod 97, 30 % of the pairs",
         "for training, an MLP on two learned 128-d embeddings (two hidden layers of 256,",
         "ReLU), full-batch AdamW (lr 1e-3, weight decay 1.0), RollingWeightChangeDFA(window=500,",
@@ -92,7 +94,7 @@ def main() -> None:
         f"**What our runs show.** {verdict}",
         "",
         "How to read the numbers: α is recomputed every 200 epochs on the last 500, so",
-        "each epoch above is known to ±200 epochs; \"stays critical from\" is the first α",
+        'each epoch above is known to ±200 epochs; "stays critical from" is the first α',
         "after the last one outside [0.8, 1.2], so a late dip just below 0.8 (seed 1 near",
         "epoch 27,000) moves it by thousands of epochs. All three networks memorised the",
         "training set by epoch 80; from its first value (epoch 500) α was ordered, and it",

@@ -34,8 +34,10 @@ SIZES = [100, 500, 2000, 10_000]
 
 
 def signal_kinds():
-    kinds = {f"fGn H={h:.1f}": (h, lambda n, k, rng, h=h: _fgn_batch(n, h, k, rng))
-             for h in np.round(np.arange(0.2, 0.95, 0.1), 1)}
+    kinds = {
+        f"fGn H={h:.1f}": (h, lambda n, k, rng, h=h: _fgn_batch(n, h, k, rng))
+        for h in np.round(np.arange(0.2, 0.95, 0.1), 1)
+    }
     kinds["pink"] = (1.0, lambda n, k, rng: _power_law_batch(n, 1.0, k, rng))
     kinds["fBm H=0.5"] = (1.5, lambda n, k, rng: np.cumsum(_fgn_batch(n, 0.5, k, rng), axis=1))
     return kinds

@@ -17,10 +17,13 @@ from wcdfa import WeightChangeDFA
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--window", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps")
+    parser.add_argument("--window", type=int, default=500, help="DFA window (samples)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -42,7 +45,8 @@ def main() -> None:
             alpha, regime = monitor.alpha, monitor.regime
             print(f"step {step:5d}  loss {loss.item():.4f}  α={alpha:.3f}  {regime}")
 
-    print(f"final: {monitor}  R²={monitor.r_squared}")
+    print(f"final: {monitor}")
+    print(monitor.describe())
 
 
 if __name__ == "__main__":

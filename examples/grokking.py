@@ -37,8 +37,10 @@ class AdditionMLP(nn.Module):
         self.embed_a = nn.Embedding(p, dim)
         self.embed_b = nn.Embedding(p, dim)
         self.net = nn.Sequential(
-            nn.Linear(2 * dim, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(2 * dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, p),
         )
 
@@ -54,8 +56,12 @@ def split(seed: int, fraction: float, device: str):
     order = torch.randperm(pairs.shape[0], generator=gen)
     n_train = int(fraction * pairs.shape[0])
     train, test = order[:n_train], order[n_train:]
-    return (pairs[train].to(device), labels[train].to(device),
-            pairs[test].to(device), labels[test].to(device))
+    return (
+        pairs[train].to(device),
+        labels[train].to(device),
+        pairs[test].to(device),
+        labels[test].to(device),
+    )
 
 
 def criticality_epoch(epochs: np.ndarray, alphas: np.ndarray, band: tuple[float, float]):
@@ -98,8 +104,11 @@ def run(epochs: int, seed: int, device: str, out: Path, fraction: float = 0.3) -
                 test_acc[epoch] = (model(x_test).argmax(1) == y_test).float().mean().item()
                 train_acc[epoch] = (logits.argmax(1) == y_train).float().mean().item()
         if epoch % 2000 == 0 or epoch == epochs - 1:
-            print(f"epoch {epoch:6d}  train {train_acc[epoch]:.3f}  test {test_acc[epoch]:.3f}  "
-                  f"{monitor}", flush=True)
+            print(
+                f"epoch {epoch:6d}  train {train_acc[epoch]:.3f}  test {test_acc[epoch]:.3f}  "
+                f"{monitor}",
+                flush=True,
+            )
     ep, alphas = monitor.epoch_history
     grok = np.flatnonzero(test_acc > 0.9)  # NaN (not evaluated) compares False
     result = {
@@ -120,10 +129,22 @@ def run(epochs: int, seed: int, device: str, out: Path, fraction: float = 0.3) -
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / f"grokking_seed{seed}.json").write_text(json.dumps(result, indent=2))
-    np.savez_compressed(out / f"grokking_seed{seed}.npz", epochs=ep, alphas=alphas,
-                        test_acc=test_acc, train_acc=train_acc)
-    plot(out / f"grokking_seed{seed}.png", ep, alphas, test_acc, train_acc, result,
-         monitor.thresholds)
+    np.savez_compressed(
+        out / f"grokking_seed{seed}.npz",
+        epochs=ep,
+        alphas=alphas,
+        test_acc=test_acc,
+        train_acc=train_acc,
+    )
+    plot(
+        out / f"grokking_seed{seed}.png",
+        ep,
+        alphas,
+        test_acc,
+        train_acc,
+        result,
+        monitor.thresholds,
+    )
     return result
 
 
@@ -144,22 +165,37 @@ def plot(path, epochs, alphas, test_acc, train_acc, result, thresholds) -> None:
     ax_alpha.set_xlabel("epoch")
     for ax in (ax_acc, ax_alpha):
         if result["grokking_epoch"] is not None:
-            ax.axvline(result["grokking_epoch"], color="#D85A30", linestyle="--",
-                       label=f"grokking (test > 90 %): {result['grokking_epoch']}")
+            ax.axvline(
+                result["grokking_epoch"],
+                color="#D85A30",
+                linestyle="--",
+                label=f"grokking (test > 90 %): {result['grokking_epoch']}",
+            )
         if result["criticality_epoch"] is not None:
-            ax.axvline(result["criticality_epoch"], color="#1D9E75", linestyle=":",
-                       label=f"α enters and stays critical: {result['criticality_epoch']}")
+            ax.axvline(
+                result["criticality_epoch"],
+                color="#1D9E75",
+                linestyle=":",
+                label=f"α enters and stays critical: {result['criticality_epoch']}",
+            )
         ax.legend(fontsize=8, frameon=False, loc="best")
     fig.suptitle(f"(a + b) mod {P}, seed {result['seed']}")
     fig.savefig(path, dpi=130)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", type=Path, default=Path("runs/grokking"))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--epochs", type=int, default=30_000, help="training epochs")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/grokking"), help="folder for the JSON and the figure"
+    )
     parser.add_argument("--quick", action="store_true", help="1,500 epochs: a smoke run")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     args = parser.parse_args()

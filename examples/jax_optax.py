@@ -23,8 +23,12 @@ def init(key, sizes=(8, 64, 64, 1)):
     params = []
     for fan_in, fan_out in itertools.pairwise(sizes):
         key, sub = jax.random.split(key)
-        params.append({"w": jax.random.normal(sub, (fan_in, fan_out)) / jnp.sqrt(fan_in),
-                       "b": jnp.zeros(fan_out)})
+        params.append(
+            {
+                "w": jax.random.normal(sub, (fan_in, fan_out)) / jnp.sqrt(fan_in),
+                "b": jnp.zeros(fan_out),
+            }
+        )
     return params
 
 
@@ -35,8 +39,11 @@ def forward(params, x):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=1500)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps")
     args = parser.parse_args()
     key = jax.random.PRNGKey(0)
     params = init(key)

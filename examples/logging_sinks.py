@@ -1,6 +1,6 @@
 """One monitor, every sink: TensorBoard, Weights & Biases (offline), CSV, plots, CLI.
 
-    python examples/logging_sinks.py [--steps 1500] [--out runs/sinks]
+python examples/logging_sinks.py [--steps 1500] [--out runs/sinks]
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from wcdfa import RollingWeightChangeDFA
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--out", type=Path, default=Path("runs/sinks"))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps")
+    parser.add_argument("--out", type=Path, default=Path("runs/sinks"), help="output folder")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -51,8 +54,12 @@ def main() -> None:
     csv_path = monitor.save(args.out / "norms.csv")
     monitor.plot(save_path=args.out / "alpha.png", show=False)
     monitor.plot_fluctuations(save_path=args.out / "fluctuations.png", show=False)
-    print(monitor)
+    print(f"monitor (its last window of {monitor.window} steps): {monitor}")
     print(monitor.summary())
+    print(
+        f"wcdfa analyze {csv_path.name} (all {monitor.step_count} steps saved with "
+        "keep_norms=True, so its α describes the whole run, not the last window):"
+    )
     subprocess.run([sys.executable, "-m", "wcdfa.cli", "analyze", str(csv_path)], check=True)
 
 

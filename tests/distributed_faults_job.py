@@ -38,13 +38,13 @@ def worker(rank, world, case, out, port):
         from torch.distributed.fsdp import fully_shard
 
         torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(),
-                                    torch.nn.Linear(32, 1))
+        model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
         fully_shard(model, mesh=init_device_mesh("cpu", (world,)))
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
         raise_on_nan = case == "diverge-metrics-rank0"
-        monitor = WeightChangeDFA(window=50, stride=5,
-                                  on_nonfinite="raise" if raise_on_nan else "warn")
+        monitor = WeightChangeDFA(
+            window=50, stride=5, on_nonfinite="raise" if raise_on_nan else "warn"
+        )
         if case == "attach-rank0":
             if rank == 0:
                 monitor.attach(opt)
@@ -73,11 +73,18 @@ def worker(rank, world, case, out, port):
                     monitor.reset_snapshot()
                 elif case == "load-rank1":
                     monitor.load_state_dict(monitor.state_dict())
-        record.update(step_count=monitor.step_count, lost=monitor.lost_steps,
-                      signal=monitor.get_signal().tolist())
+        record.update(
+            step_count=monitor.step_count,
+            lost=monitor.lost_steps,
+            signal=monitor.get_signal().tolist(),
+        )
     except Exception as exc:  # reported to the test
-        record.update(error=type(exc).__name__, message=str(exc), at=step,
-                      trace=traceback.format_exc()[-2000:])
+        record.update(
+            error=type(exc).__name__,
+            message=str(exc),
+            at=step,
+            trace=traceback.format_exc()[-2000:],
+        )
     (Path(out) / f"rank{rank}.json").write_text(json.dumps(record))
     if "error" in record:
         os._exit(0)  # the other rank may be waiting in a collective: do not tear down

@@ -41,8 +41,9 @@ def batches():
 
 
 def train(model, rank, world, out, mode):
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5, nesterov=True,
-                          weight_decay=0.01)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=0.05, momentum=0.5, nesterov=True, weight_decay=0.01
+    )
     monitor = WeightChangeDFA(window=50, stride=5)
     derived = mode.endswith("derived")
     if derived:  # no snapshot: from the optimizer's (sharded) state
@@ -51,15 +52,18 @@ def train(model, rank, world, out, mode):
         monitor.update(model)
     half = BATCH // world
     for x, y in batches():
-        xs, ys = x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half]
+        xs, ys = x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half]
         loss = torch.nn.functional.mse_loss(model(xs), ys)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if not derived:
             monitor.update(model)
-    result = {"signal": monitor.get_signal().tolist(), "history": monitor.history,
-              "method": monitor.method_in_use}
+    result = {
+        "signal": monitor.get_signal().tolist(),
+        "history": monitor.history,
+        "method": monitor.method_in_use,
+    }
     (Path(out) / f"{mode}_rank{rank}.json").write_text(json.dumps(result))
 
 

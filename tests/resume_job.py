@@ -1,8 +1,8 @@
 """A deterministic CPU training run, for the checkpoint/resume test.
 
-    python tests/resume_job.py full OUT.json
-    python tests/resume_job.py first CKPT_DIR        # steps 1..500, then checkpoint
-    python tests/resume_job.py second CKPT_DIR OUT.json   # fresh process: 501..1000
+python tests/resume_job.py full OUT.json
+python tests/resume_job.py first CKPT_DIR        # steps 1..500, then checkpoint
+python tests/resume_job.py second CKPT_DIR OUT.json   # fresh process: 501..1000
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ def setup():
     model = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 1))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(1)
-    data = [(torch.randn(16, 8, generator=gen), torch.randn(16, 1, generator=gen))
-            for _ in range(STEPS)]
+    data = [
+        (torch.randn(16, 8, generator=gen), torch.randn(16, 1, generator=gen)) for _ in range(STEPS)
+    ]
     monitor = RollingWeightChangeDFA(window=100, stride=20)
     return model, opt, data, monitor
 
@@ -58,17 +59,24 @@ def main():
         train(model, opt, data, monitor, range(SAVE_AT if phase == "first" else STEPS))
         if phase == "first":
             ckpt = Path(sys.argv[2])
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()},
-                       ckpt / "model.pt")
+            torch.save(
+                {"model": model.state_dict(), "optimizer": opt.state_dict()}, ckpt / "model.pt"
+            )
             (ckpt / "monitor.json").write_text(json.dumps(monitor.state_dict()))
             return
         out = Path(sys.argv[2])
     epochs, alphas = monitor.epoch_history
-    out.write_text(json.dumps({
-        "history": monitor.history, "signal": monitor.get_signal().tolist(),
-        "epochs": epochs.tolist(), "epoch_alphas": [None if a != a else a for a in alphas],
-        "step_count": monitor.step_count,
-    }))
+    out.write_text(
+        json.dumps(
+            {
+                "history": monitor.history,
+                "signal": monitor.get_signal().tolist(),
+                "epochs": epochs.tolist(),
+                "epoch_alphas": [None if a != a else a for a in alphas],
+                "step_count": monitor.step_count,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

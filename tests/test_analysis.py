@@ -50,8 +50,9 @@ def test_result_is_frozen_and_serialisable():
 
 @pytest.mark.parametrize("order", [1, 2, 3])
 @pytest.mark.parametrize("aggregate", ["mean", "rms"])
-@pytest.mark.parametrize(("n", "kind"), [(97, "walk"), (500, "white"), (3000, "walk"),
-                                         (20_000, "double")])
+@pytest.mark.parametrize(
+    ("n", "kind"), [(97, "walk"), (500, "white"), (3000, "walk"), (20_000, "double")]
+)
 def test_orders_and_aggregates_match_the_per_box_oracle(order, aggregate, n, kind):
     w = np.random.default_rng(n + order).standard_normal(n)
     x = {"white": w, "walk": np.cumsum(w), "double": np.cumsum(np.cumsum(w))}[kind]

@@ -13,7 +13,11 @@ from conftest import ROOT
 def _run(script, *args):
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
-        capture_output=True, text=True, check=True, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=300,
     )
     return out.stdout
 

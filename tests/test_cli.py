@@ -25,12 +25,18 @@ def _write(tmp_path, series, fmt):
         path.write_text("\n".join(map(repr, series.tolist())))
     elif fmt == "csv":
         path = tmp_path / "s.csv"
-        path.write_text("step,loss,delta_norm\n" + "".join(
-            f"{i},{i * 0.1},{v!r}\n" for i, v in enumerate(series.tolist())))
+        path.write_text(
+            "step,loss,delta_norm\n"
+            + "".join(f"{i},{i * 0.1},{v!r}\n" for i, v in enumerate(series.tolist()))
+        )
     else:
         path = tmp_path / "s.jsonl"
-        path.write_text("".join(json.dumps({"step": i, "delta_norm": v}) + "\n"
-                                for i, v in enumerate(series.tolist())))
+        path.write_text(
+            "".join(
+                json.dumps({"step": i, "delta_norm": v}) + "\n"
+                for i, v in enumerate(series.tolist())
+            )
+        )
     return path
 
 
@@ -88,8 +94,12 @@ def test_analyze_plot(tmp_path, series):
     ("content", "name", "args", "message"),
     [
         (None, "missing.csv", [], "no such file"),
-        ("step,delta_norm\n1,0.5\n", "s.csv", ["--column", "alpha"],
-         r"no column 'alpha' \(columns: step, delta_norm\)"),
+        (
+            "step,delta_norm\n1,0.5\n",
+            "s.csv",
+            ["--column", "alpha"],
+            r"no column 'alpha' \(columns: step, delta_norm\)",
+        ),
         ("a\n" + "1\n" * 20, "s.csv", [], "too short"),
         ("1\n2\nthree\n", "s.txt", [], r"s.txt:3: not a number: 'three'"),
         ("step,delta_norm\n1,0.5\n2,x\n", "s.csv", [], r"s.csv:3 column 'delta_norm': not a n"),
@@ -99,8 +109,7 @@ def test_analyze_plot(tmp_path, series):
         ("0.5\n" * 30 + "0.7\n" * 30, "s.txt", ["--window", "100"], "shorter than the window"),
     ],
 )
-def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path, content, name, args, message,
-                                                     capsys):
+def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path, content, name, args, message, capsys):
     path = tmp_path / name
     if content is not None:
         path.write_text(content)
@@ -115,10 +124,17 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path, content, name, arg
 
 def test_module_entry_point(tmp_path, series):
     path = _write(tmp_path, series, "txt")
-    out = subprocess.run([sys.executable, "-m", "wcdfa.cli", "analyze", str(path), "--json"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "wcdfa.cli", "analyze", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout)["n"] == 800
-    bad = subprocess.run([sys.executable, "-m", "wcdfa.cli", "analyze", str(tmp_path / "x")],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "wcdfa.cli", "analyze", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr

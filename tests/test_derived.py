@@ -21,12 +21,12 @@ CONFIGS = {
     "sgd-nesterov": (SGD, {"lr": 0.02, "momentum": 0.9, "nesterov": True}),
     "sgd-wd": (SGD, {"lr": 0.05, "weight_decay": 0.05}),
     "sgd-momentum-wd": (SGD, {"lr": 0.02, "momentum": 0.8, "weight_decay": 0.05}),
-    "sgd-nesterov-wd": (SGD, {"lr": 0.02, "momentum": 0.9, "nesterov": True,
-                              "weight_decay": 0.05}),
-    "sgd-maximize-wd": (SGD, {"lr": 0.02, "momentum": 0.5, "maximize": True,
-                              "weight_decay": 0.01}),
-    "sgd-foreach": (SGD, {"lr": 0.02, "momentum": 0.9, "nesterov": True,
-                          "weight_decay": 0.01, "foreach": True}),
+    "sgd-nesterov-wd": (SGD, {"lr": 0.02, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05}),
+    "sgd-maximize-wd": (SGD, {"lr": 0.02, "momentum": 0.5, "maximize": True, "weight_decay": 0.01}),
+    "sgd-foreach": (
+        SGD,
+        {"lr": 0.02, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01, "foreach": True},
+    ),
     "adam": (Adam, {"lr": 1e-3}),
     "adam-l2": (Adam, {"lr": 1e-3, "weight_decay": 0.01}),
     "adam-amsgrad": (Adam, {"lr": 1e-3, "amsgrad": True, "betas": (0.8, 0.99)}),
@@ -44,8 +44,9 @@ def _run(name, steps=1000, clip=False, schedule=False, maximize_loss=False):
     # 68,000 parameters: the float32 rounding of the parameters (what the snapshot
     # sees, and the derived update does not) averages out below 1e-4 in the norm
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(10, 256), nn.Tanh(), nn.Linear(256, 256), nn.Tanh(),
-                          nn.Linear(256, 1))
+    model = nn.Sequential(
+        nn.Linear(10, 256), nn.Tanh(), nn.Linear(256, 256), nn.Tanh(), nn.Linear(256, 1)
+    )
     opt = cls(model.parameters(), **kwargs)
     sched = None
     if schedule:  # down to a tenth: near lr = 0 every update is below float32 rounding
@@ -106,8 +107,13 @@ def test_snapshot_method_is_silent_and_sample_mode_uses_the_snapshot():
 def test_derived_per_group_norms_and_lr_normalisation_match_the_snapshot():
     torch.manual_seed(2)
     model = nn.Sequential(nn.Linear(10, 32), nn.Tanh(), nn.Linear(32, 1))
-    opt = AdamW([{"params": model[0].parameters(), "lr": 1e-3},
-                 {"params": model[2].parameters(), "lr": 3e-3}], weight_decay=0.1)
+    opt = AdamW(
+        [
+            {"params": model[0].parameters(), "lr": 1e-3},
+            {"params": model[2].parameters(), "lr": 3e-3},
+        ],
+        weight_decay=0.1,
+    )
     kw = {"window": 60, "stride": 30, "groups": "module", "normalize": "lr"}
     snap = WeightChangeDFA(**kw, method="snapshot")
     der = WeightChangeDFA(**kw)

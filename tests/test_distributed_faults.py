@@ -32,8 +32,13 @@ def _free_port():
 def _run(case, out):
     job = str(ROOT / "tests" / "distributed_faults_job.py")
     env = {**os.environ, "WCDFA_JOIN_TIMEOUT": "5"}
-    subprocess.run([sys.executable, job, case, str(out), str(_free_port())], env=env,
-                   timeout=150, check=False, capture_output=True)
+    subprocess.run(
+        [sys.executable, job, case, str(out), str(_free_port())],
+        env=env,
+        timeout=150,
+        check=False,
+        capture_output=True,
+    )
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
@@ -51,8 +56,8 @@ def test_a_new_baseline_on_one_rank_neither_hangs_nor_records_a_wrong_sum(tmp_pa
     else:
         assert rank1["step_count"] == STEPS - 1  # its baseline step adds no sample
     # every other step is the same global norm on both ranks
-    tail = rank1["signal"][-(STEPS - CHANGE_AT - 1):]
-    assert rank0["signal"][-len(tail):] == pytest.approx(tail, rel=1e-6)
+    tail = rank1["signal"][-(STEPS - CHANGE_AT - 1) :]
+    assert rank0["signal"][-len(tail) :] == pytest.approx(tail, rel=1e-6)
 
 
 @pytest.mark.parametrize("case", ["attach-rank0", "update-rank0"])

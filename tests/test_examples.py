@@ -11,9 +11,14 @@ from conftest import ROOT
 
 
 def _run(script, *args, cwd):
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
-                         capture_output=True, text=True, cwd=cwd, timeout=600,
-                         env={**__import__("os").environ, "MPLBACKEND": "Agg"})
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        env={**__import__("os").environ, "MPLBACKEND": "Agg"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 

@@ -14,8 +14,12 @@ from wcdfa.integrations.lightning import WeightChangeDFACallback  # noqa: E402
 class TinyModule(pl.LightningModule):
     def __init__(self):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(),
-                                       torch.nn.Linear(16, 1))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)
+        )
+
+    def forward(self, x):
+        return self.net(x)
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -34,9 +38,14 @@ def _loader(n=1024, seed=0):
 
 def _trainer(tmp_path, callback, max_steps, **kw):
     return pl.Trainer(
-        max_steps=max_steps, callbacks=[callback], accelerator="cpu", devices=1,
+        max_steps=max_steps,
+        callbacks=[callback],
+        accelerator="cpu",
+        devices=1,
         logger=pl.loggers.CSVLogger(tmp_path, name="run", version=0),
-        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
         **kw,
     )
 
@@ -96,3 +105,27 @@ def test_state_is_saved_in_and_restored_from_checkpoints(tmp_path):
 def test_bad_log_every_n_steps():
     with pytest.raises(ValueError, match=r"`log_every_n_steps` must be an integer >= 1.*0"):
         WeightChangeDFACallback(log_every_n_steps=0)
+
+
+def test_a_training_monitor_with_two_probes_logs_through_the_csv_logger(tmp_path):
+    import runpy
+
+    from conftest import ROOT
+    from wcdfa import TrainingMonitor, WeightChangeDFA
+
+    probe = runpy.run_path(str(ROOT / "examples" / "custom_probe.py"))["OutputScaleProbe"]
+    torch.manual_seed(0)
+    monitor = TrainingMonitor(
+        probes=[WeightChangeDFA(window=100, stride=20), probe(torch.randn(32, 8), every=50)]
+    )
+    callback = WeightChangeDFACallback(monitor=monitor, log_every_n_steps=50)
+    module = TinyModule()
+    _trainer(tmp_path, callback, 300).fit(module, _loader())
+    assert monitor.model is module
+    assert monitor.step_count == 300
+    rows = _logged(tmp_path)
+    last = next(r for r in reversed(rows) if r.get("wcdfa/alpha"))
+    assert float(last["wcdfa/alpha"]) == pytest.approx(monitor["wcdfa"].alpha)
+    assert float(last["output/scale"]) == pytest.approx(monitor["output"].history[-1][1])
+    assert [s for s, _ in monitor["output"].history] == list(range(50, 301, 50))
+    assert float(last["wcdfa/events/regime_change"]) == len(monitor["wcdfa"].events) >= 1

@@ -56,8 +56,16 @@ def test_constructor_errors(kwargs, exc, match):
 # ------------------------------------------------------------------ update
 @pytest.mark.parametrize(
     "value",
-    [0.5, 3, np.float32(0.5), np.float64(0.5), np.int64(2), np.array([0.5]), np.array(0.5),
-     np.array([[0.5]])],
+    [
+        0.5,
+        3,
+        np.float32(0.5),
+        np.float64(0.5),
+        np.int64(2),
+        np.array([0.5]),
+        np.array(0.5),
+        np.array([[0.5]]),
+    ],
     ids=["float", "int", "f32", "f64", "i64", "arr1", "arr0d", "arr11"],
 )
 def test_accepted_numbers(value):
@@ -68,8 +76,17 @@ def test_accepted_numbers(value):
 
 @pytest.mark.parametrize(
     "value",
-    ["0.5", None, [0.5], (0.5,), True, np.bool_(True), np.array([0.5, 0.6]), 1 + 2j,
-     np.array(["a"])],
+    [
+        "0.5",
+        None,
+        [0.5],
+        (0.5,),
+        True,
+        np.bool_(True),
+        np.array([0.5, 0.6]),
+        1 + 2j,
+        np.array(["a"]),
+    ],
     ids=["str", "none", "list", "tuple", "bool", "npbool", "arr2", "complex", "strarr"],
 )
 def test_rejected_types(value):
@@ -142,8 +159,15 @@ def test_ring_buffer_keeps_the_newest_window_oldest_first():
 
 @pytest.mark.parametrize(
     ("alpha", "regime"),
-    [(1.5, "ordered"), (1.2000001, "ordered"), (1.2, "critical"), (1.0, "critical"),
-     (0.8, "critical"), (0.7999, "disordered"), (0.3, "disordered")],
+    [
+        (1.5, "ordered"),
+        (1.2000001, "ordered"),
+        (1.2, "critical"),
+        (1.0, "critical"),
+        (0.8, "critical"),
+        (0.7999, "disordered"),
+        (0.3, "disordered"),
+    ],
 )
 def test_regime_boundaries(alpha, regime):
     assert WeightChangeDFA.classify_alpha(alpha) == regime
@@ -153,8 +177,11 @@ def test_regime_boundaries(alpha, regime):
 def test_custom_thresholds():
     rng = np.random.default_rng(0)
     white = np.abs(rng.standard_normal(100)) + 1.0  # α ≈ 0.5
-    for thresholds, expected in [((1.2, 0.8), "disordered"), ((0.6, 0.3), "critical"),
-                                 ((0.4, 0.3), "ordered")]:
+    for thresholds, expected in [
+        ((1.2, 0.8), "disordered"),
+        ((0.6, 0.3), "critical"),
+        ((0.4, 0.3), "ordered"),
+    ]:
         m = WeightChangeDFA(window=100, thresholds=thresholds)
         for v in white:
             m.update(v)
@@ -271,9 +298,18 @@ def test_summary():
     rm = _rolling(epochs=30)
     s = rm.summary()
     assert set(s) == {
-        "total_epochs", "current_alpha", "current_regime", "mean_alpha", "min_alpha",
-        "max_alpha", "epochs_ordered", "epochs_critical", "epochs_disordered",
-        "current_ci_low", "current_ci_high", "method",
+        "total_epochs",
+        "current_alpha",
+        "current_regime",
+        "mean_alpha",
+        "min_alpha",
+        "max_alpha",
+        "epochs_ordered",
+        "epochs_critical",
+        "epochs_disordered",
+        "current_ci_low",
+        "current_ci_high",
+        "method",
     }
     assert s["method"] is None  # floats only: no parameters measured
     assert (s["current_ci_low"], s["current_ci_high"]) == rm.alpha_ci

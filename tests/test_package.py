@@ -13,8 +13,15 @@ from conftest import ROOT
 def test_public_names_and_version():
     assert wcdfa.__version__ == "0.2.0"
     assert sorted(wcdfa.__all__) == sorted(
-        ["compute_dfa", "dfa", "DFAResult", "WeightChangeDFA", "RollingWeightChangeDFA",
-         "__version__"]
+        [
+            "compute_dfa",
+            "dfa",
+            "DFAResult",
+            "WeightChangeDFA",
+            "RollingWeightChangeDFA",
+            "TrainingMonitor",
+            "__version__",
+        ]
     )
     for name in wcdfa.__all__:
         assert hasattr(wcdfa, name)

@@ -75,8 +75,7 @@ def test_resume_in_a_fresh_process_gives_the_same_alpha_history(tmp_path):
     job = str(ROOT / "tests" / "resume_job.py")
 
     def run(*args):
-        subprocess.run([sys.executable, job, *map(str, args)], check=True, cwd=ROOT,
-                       timeout=300)
+        subprocess.run([sys.executable, job, *map(str, args)], check=True, cwd=ROOT, timeout=300)
 
     run("full", tmp_path / "full.json")
     run("first", tmp_path)

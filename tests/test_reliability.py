@@ -59,8 +59,13 @@ def test_a_failed_save_leaves_the_previous_export_whole_and_says_why(tmp_path, s
     path = tmp_path / f"run{suffix}"
     _feed(WeightChangeDFA(window=50), _white(120)).save(path)
     before = path.read_bytes()
-    out = subprocess.run([sys.executable, "-c", FAILING_SAVE, str(path)], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", FAILING_SAVE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert "OSError: " in out
     assert str(path) in out
     assert "previous file is unchanged" in out
@@ -243,8 +248,12 @@ def test_warnings_name_the_users_line():
         m.update(0.0)
         return line
 
-    for category, action in [(NotANormWarning, negative), (DivergenceWarning, diverged),
-                             (NearConstantWarning, constant), (MisuseWarning, zeros)]:
+    for category, action in [
+        (NotANormWarning, negative),
+        (DivergenceWarning, diverged),
+        (NearConstantWarning, constant),
+        (MisuseWarning, zeros),
+    ]:
         filename, lineno, line = _warned_at(category, action)
         assert (filename, lineno) == (here, line), category.__name__
 
@@ -277,27 +286,52 @@ def _npy_claiming(path, elements):
 @pytest.mark.parametrize(
     ("name", "make", "message"),
     [
-        ("big.jsonl", lambda p: p.write_text('{"delta_norm": ' + "9" * 400 + "}\n"),
-         "big.jsonl:1 column 'delta_norm': a number beyond float64"),
-        ("deep.jsonl", lambda p: p.write_text("[" * 100_000 + "]" * 100_000 + "\n"),
-         "deep.jsonl:1: not a JSON value"),
+        (
+            "big.jsonl",
+            lambda p: p.write_text('{"delta_norm": ' + "9" * 400 + "}\n"),
+            "big.jsonl:1 column 'delta_norm': a number beyond float64",
+        ),
+        (
+            "deep.jsonl",
+            lambda p: p.write_text("[" * 100_000 + "]" * 100_000 + "\n"),
+            "deep.jsonl:1: not a JSON value",
+        ),
         ("empty.npy", lambda p: p.write_bytes(b""), "empty.npy: not a readable .npy array"),
-        ("wide.csv", lambda p: p.write_text("delta_norm\n" + "1" * 200_000 + "\n"),
-         r"wide.csv:\d+: not valid CSV \(field larger than field limit"),
+        (
+            "wide.csv",
+            lambda p: p.write_text("delta_norm\n" + "1" * 200_000 + "\n"),
+            r"wide.csv:\d+: not valid CSV \(field larger than field limit",
+        ),
         ("huge.npy", lambda p: _npy_claiming(p, 2**40), "huge.npy: not a readable .npy array"),
-        ("row.jsonl", lambda p: p.write_text('{"delta_norm": 1}\n[1, 2]\n'),
-         "row.jsonl:2: expected an object with named fields"),
-        ("zip.npy", lambda p: np.savez(p.with_suffix(".npz"), a=np.ones(60))
-         or p.with_suffix(".npz").rename(p), "zip.npy: not a single .npy array"),
-        ("image.csv", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe" * 50),
-         "image.csv: not a text file"),
+        (
+            "row.jsonl",
+            lambda p: p.write_text('{"delta_norm": 1}\n[1, 2]\n'),
+            "row.jsonl:2: expected an object with named fields",
+        ),
+        (
+            "zip.npy",
+            lambda p: (
+                np.savez(p.with_suffix(".npz"), a=np.ones(60)) or p.with_suffix(".npz").rename(p)
+            ),
+            "zip.npy: not a single .npy array",
+        ),
+        (
+            "image.csv",
+            lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe" * 50),
+            "image.csv: not a text file",
+        ),
     ],
 )
 def test_cli_bad_files_are_one_line_and_exit_2(tmp_path, name, make, message):
     path = tmp_path / name
     make(path)
-    out = subprocess.run([sys.executable, "-m", "wcdfa.cli", "analyze", str(path)],
-                         capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "wcdfa.cli", "analyze", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1, out.stderr
     assert "Traceback" not in out.stderr
@@ -320,15 +354,45 @@ def test_cli_streams_large_files(tmp_path):
     with path.open("w") as f:
         f.write("step,delta_norm,alpha,alpha_ci_low,alpha_ci_high,regime\n")
         for start in range(0, values.size, 100_000):
-            f.write("".join(f"{start + i + 1},{v!r},,,,\n"
-                            for i, v in enumerate(values[start:start + 100_000].tolist())))
+            f.write(
+                "".join(
+                    f"{start + i + 1},{v!r},,,,\n"
+                    for i, v in enumerate(values[start : start + 100_000].tolist())
+                )
+            )
     size = path.stat().st_size
-    probe = ("import resource, sys; from wcdfa.cli import main; "
-             "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-             "code = main(['analyze', sys.argv[1], '--json']); "
-             "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, code)")
-    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True,
-                         text=True, timeout=300, check=True).stdout.split("\n")
+    probe = (
+        "import resource, sys; from wcdfa.cli import main; "
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+        "code = main(['analyze', sys.argv[1], '--json']); "
+        "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, code)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout.split("\n")
     base, peak, code = (int(v) for v in out[-2].split())
     assert code == 0
     assert (peak - base) * 1024 < 3 * size, (peak - base) * 1024 / size
+
+
+@pytest.mark.parametrize(
+    ("build", "name", "integral", "fractional"),
+    [
+        (lambda v: WeightChangeDFA(window=v), "window", 50.0, 50.5),
+        (lambda v: WeightChangeDFA(window=50, stride=v), "stride", 5.0, 5.5),
+        (lambda v: WeightChangeDFA(window=50, order=v), "order", 2.0, 1.5),
+        (lambda v: dfa(_white(200), min_box=v), "min_box", 5.0, 5.5),
+        (lambda v: dfa(_white(200), max_box=v), "max_box", 40.0, 40.5),
+        (lambda v: compute_dfa(_white(200), num_scales=v), "num_scales", 10.0, 10.5),
+    ],
+)
+def test_one_rule_for_integral_floats(build, name, integral, fractional):
+    build(integral)  # an integral float is the integer
+    with pytest.raises(ValueError, match=rf"`{name}` must be an integer.*{fractional}"):
+        build(fractional)
+    with pytest.raises(TypeError, match=rf"`{name}` must be an integer.*True"):
+        build(True)

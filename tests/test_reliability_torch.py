@@ -117,8 +117,12 @@ def test_a_model_with_nothing_trainable_records_nothing_and_warns_once():
     before = [p.detach().clone() for p in model.parameters()]
     _train_step(model, opt, gen)
     m.update(model)
-    change = math.sqrt(sum(float((p.detach() - b).pow(2).sum())
-                           for p, b in zip(model.parameters(), before, strict=True)))
+    change = math.sqrt(
+        sum(
+            float((p.detach() - b).pow(2).sum())
+            for p, b in zip(model.parameters(), before, strict=True)
+        )
+    )
     assert m.get_signal().tolist() == pytest.approx([change], rel=1e-6)
 
 
@@ -185,6 +189,7 @@ def test_a_hook_warning_names_the_users_optimizer_step_line():
     loss = model(x).sum() * math.inf  # diverged
     opt.zero_grad()
     loss.backward()
+
     def step_and_log():
         opt.step()
         m.metrics()  # the device value is fetched here; the warning names this line
@@ -193,7 +198,9 @@ def test_a_hook_warning_names_the_users_optimizer_step_line():
     with pytest.warns(WCDFAWarning) as record:
         step_and_log()
     assert {(Path(w.filename).resolve(), w.lineno) for w in record} <= {
-        (Path(__file__).resolve(), line), (Path(__file__).resolve(), line + 1)}
+        (Path(__file__).resolve(), line),
+        (Path(__file__).resolve(), line + 1),
+    }
 
 
 class _CountNewTensors(TorchDispatchMode):
@@ -213,9 +220,11 @@ class _CountNewTensors(TorchDispatchMode):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_no_tensor_is_built_from_python_data_per_step(method, optimizer):
     model = _model()
-    opt = (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
-                           weight_decay=1e-3) if optimizer == "sgd"
-           else torch.optim.AdamW(model.parameters(), lr=1e-3))
+    opt = (
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+        if optimizer == "sgd"
+        else torch.optim.AdamW(model.parameters(), lr=1e-3)
+    )
     gen = torch.Generator().manual_seed(5)
     m = WeightChangeDFA(window=50, stride=1000, groups="module", method=method)
     m.attach(opt, model=model)

@@ -178,8 +178,7 @@ def test_plots_draw_into_a_given_axes():
     assert len(fig.axes) == 2
     points, fitted = ax2.get_lines()
     np.testing.assert_array_equal(points.get_xdata(), m.scales)
-    np.testing.assert_allclose(fitted.get_ydata(),
-                               10 ** m.result.intercept * m.scales ** m.alpha)
+    np.testing.assert_allclose(fitted.get_ydata(), 10**m.result.intercept * m.scales**m.alpha)
     assert f"α = {m.alpha:.3f}" in fitted.get_label()
 
 

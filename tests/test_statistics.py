@@ -35,8 +35,9 @@ def test_nominal_95_interval_covers_90_to_99_percent(name, n, aggregate):
     # interval is really off.
     truth, make = SIGNALS[name]
     rng = np.random.default_rng([n, len(name), 7])
-    alphas = _alpha_batch(make(n, 400, rng), _box_scales(n, 4, None, 20).scales,
-                          aggregate=aggregate)
+    alphas = _alpha_batch(
+        make(n, 400, rng), _box_scales(n, 4, None, 20).scales, aggregate=aggregate
+    )
     low, high = confidence_interval(alphas, n, 0.95, aggregate=aggregate)
     coverage = np.mean((low <= truth) & (truth <= high))
     assert 0.90 <= coverage <= 0.99, f"coverage {coverage:.3f}"
@@ -77,8 +78,9 @@ def test_monitor_exposes_result_and_interval_lazily(monkeypatch):
 
     calls = []
     real = wcdfa.uncertainty.confidence_interval
-    monkeypatch.setattr(wcdfa.uncertainty, "confidence_interval",
-                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    monkeypatch.setattr(
+        wcdfa.uncertainty, "confidence_interval", lambda *a, **k: calls.append(a) or real(*a, **k)
+    )
     m = WeightChangeDFA(window=500, stride=100)
     assert m.result is None
     assert m.alpha_ci is None
@@ -90,7 +92,9 @@ def test_monitor_exposes_result_and_interval_lazily(monkeypatch):
     assert low < m.alpha < high
     expected = dfa(m.get_signal())
     assert (m.result.alpha, m.result.ci_low, m.result.ci_high) == (
-        expected.alpha, expected.ci_low, expected.ci_high,
+        expected.alpha,
+        expected.ci_low,
+        expected.ci_high,
     )
     assert f"[{low:.2f}, {high:.2f}]" in repr(m)
     assert WeightChangeDFA(window=50, ci=None).ci is None

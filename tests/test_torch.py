@@ -398,8 +398,9 @@ def test_normalize_lr_with_update_and_optimizer_argument():
         m.update(model, optimizer=opt)
         plain.update(model)
     np.testing.assert_allclose(m.get_signal(), plain.get_signal() / 0.05, rtol=1e-12)
-    two = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.1},
-                           {"params": model[2].parameters(), "lr": 0.2}])
+    two = torch.optim.SGD(
+        [{"params": model[0].parameters(), "lr": 0.1}, {"params": model[2].parameters(), "lr": 0.2}]
+    )
     with pytest.raises(ValueError, match="one learning rate"):
         m.update(0.3, optimizer=two)
 
@@ -449,16 +450,18 @@ def test_groups_by_module_give_per_layer_series_and_alphas():
         m.update(model)
         cur = _trainable_copy(model)
         for layer in expected:
-            expected[layer].append(_direct_norm(
-                {k: v for k, v in prev.items() if k.startswith(layer)}, cur))
+            expected[layer].append(
+                _direct_norm({k: v for k, v in prev.items() if k.startswith(layer)}, cur)
+            )
         prev = cur
     signals = m.get_group_signals()
     assert list(signals) == ["0", "2"]
     for layer in expected:
         np.testing.assert_allclose(signals[layer], expected[layer][-60:], rtol=1e-5)
     # the total is the root of the sum of the groups' squares
-    np.testing.assert_allclose(m.get_signal() ** 2, signals["0"] ** 2 + signals["2"] ** 2,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        m.get_signal() ** 2, signals["0"] ** 2 + signals["2"] ** 2, rtol=1e-12
+    )
     for layer in expected:
         assert m.group_alphas[layer] == compute_dfa(signals[layer])[0]
     metrics = m.metrics()
@@ -467,10 +470,15 @@ def test_groups_by_module_give_per_layer_series_and_alphas():
 
 def test_groups_mapping_with_attach_and_lr_normalisation():
     model = _model()
-    opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.1},
-                           {"params": model[2].parameters(), "lr": 0.01}])
-    m = WeightChangeDFA(window=50, groups={"first": model[0], "bias2": model[2].bias},
-                        normalize="lr")
+    opt = torch.optim.SGD(
+        [
+            {"params": model[0].parameters(), "lr": 0.1},
+            {"params": model[2].parameters(), "lr": 0.01},
+        ]
+    )
+    m = WeightChangeDFA(
+        window=50, groups={"first": model[0], "bias2": model[2].bias}, normalize="lr"
+    )
     m.attach(opt)
     gen = torch.Generator().manual_seed(17)
     prev = _trainable_copy(model)
@@ -541,8 +549,9 @@ def test_sampled_norm_keeps_alpha_within_005_of_exact_on_a_real_run():
     # memory with the int32 indices). Measured here: norm estimate within 2.3 %
     # (relative sd), max |Δα| 0.032 over the run.
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(32, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
-                          nn.Linear(1024, 1))
+    model = nn.Sequential(
+        nn.Linear(32, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 1)
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(20)
     x = torch.randn(4096, 32, generator=gen)
@@ -578,11 +587,12 @@ def test_sampled_mode_is_exact_when_all_coordinates_move_equally():
         model.weight.add_(1.0)  # every coordinate moves by exactly 1
         model.bias.add_(1.0)
     m.update(model)
-    assert m.get_signal()[0] == pytest.approx(21 ** 0.5, rel=1e-12)
+    assert m.get_signal()[0] == pytest.approx(21**0.5, rel=1e-12)
 
 
-@pytest.mark.parametrize(("sample", "exc"), [(0.0, ValueError), (1.5, ValueError),
-                                             (0, ValueError), ("1%", TypeError)])
+@pytest.mark.parametrize(
+    ("sample", "exc"), [(0.0, ValueError), (1.5, ValueError), (0, ValueError), ("1%", TypeError)]
+)
 def test_sample_argument_is_validated(sample, exc):
     with pytest.raises(exc, match=r"`sample` must be a fraction in \(0, 1\) or a count >= 1"):
         WeightChangeDFA(sample=sample)

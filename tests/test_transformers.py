@@ -23,14 +23,20 @@ class TokenDataset(torch.utils.data.Dataset):
 
 def _trainer(tmp_path, callback, **kw):
     torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=64, n_positions=16, n_embd=32, n_layer=1,
-                                     n_head=2)
+    config = transformers.GPT2Config(vocab_size=64, n_positions=16, n_embd=32, n_layer=1, n_head=2)
     model = transformers.GPT2LMHeadModel(config)  # from a config: nothing downloaded
     args = transformers.TrainingArguments(
-        output_dir=str(tmp_path), max_steps=kw.pop("max_steps", 120),
-        per_device_train_batch_size=4, logging_steps=10, learning_rate=1e-3,
-        report_to=["tensorboard"], save_strategy="no",
-        disable_tqdm=True, use_cpu=True, seed=0, **kw,
+        output_dir=str(tmp_path),
+        max_steps=kw.pop("max_steps", 120),
+        per_device_train_batch_size=4,
+        logging_steps=10,
+        learning_rate=1e-3,
+        report_to=["tensorboard"],
+        save_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=0,
+        **kw,
     )
     trainer = transformers.Trainer(model=model, args=args, train_dataset=TokenDataset())
     return callback.install(trainer), trainer
@@ -62,8 +68,51 @@ def test_alpha_reaches_log_history_and_the_report_to_backend(tmp_path):
 
 def test_gradient_accumulation_records_optimizer_steps_only(tmp_path):
     callback, trainer = _trainer(
-        tmp_path, WeightChangeDFACallback(window=50), max_steps=30,
+        tmp_path,
+        WeightChangeDFACallback(window=50),
+        max_steps=30,
         gradient_accumulation_steps=4,
     )
     trainer.train()
     assert callback.monitor.step_count == 30
+
+
+class WeightNormProbe:
+    """Global ‖W‖ of the model every `every` steps (a probe of the simplest kind)."""
+
+    name, every = "weights", 20
+
+    def __init__(self):
+        self.events, self.readings = [], []
+
+    def start(self, context):
+        pass
+
+    def measure(self, context):
+        with torch.no_grad():
+            norm = torch.sqrt(sum(p.pow(2).sum() for p in context.model.parameters()))
+        self.readings.append((context.step, float(norm)))
+
+    def metrics(self):
+        return {"weights/norm": self.readings[-1][1]} if self.readings else {}
+
+    def state_dict(self):
+        return {"readings": self.readings}
+
+    def load_state_dict(self, state):
+        self.readings = [tuple(r) for r in state["readings"]]
+
+
+def test_a_training_monitor_with_two_probes_reaches_the_logs(tmp_path):
+    from wcdfa import TrainingMonitor, WeightChangeDFA
+
+    monitor = TrainingMonitor(probes=[WeightChangeDFA(window=60, stride=10), WeightNormProbe()])
+    _, trainer = _trainer(tmp_path, WeightChangeDFACallback(monitor=monitor))
+    trainer.train()
+    assert monitor.model is trainer.model
+    assert monitor.step_count == 120
+    logged = [r for r in trainer.state.log_history if "loss" in r]
+    assert all("weights/norm" in r for r in logged if r["step"] >= 20)
+    assert logged[-1]["wcdfa/alpha"] == monitor["wcdfa"].alpha
+    assert logged[-1]["weights/norm"] == monitor["weights"].readings[-1][1]
+    assert [s for s, _ in monitor["weights"].readings] == list(range(20, 121, 20))

@@ -11,12 +11,14 @@ from wcdfa.analysis import DFAResult, dfa
 from wcdfa.fluctuation import compute_dfa
 from wcdfa.monitor import WeightChangeDFA
 from wcdfa.rolling import RollingWeightChangeDFA
+from wcdfa.training import TrainingMonitor
 
 __version__ = "0.2.0"
 
 __all__ = [
     "DFAResult",
     "RollingWeightChangeDFA",
+    "TrainingMonitor",
     "WeightChangeDFA",
     "__version__",
     "compute_dfa",

@@ -17,6 +17,9 @@ __all__ = ["STATE_FORMAT", "ParsedState", "parse_state"]
 
 STATE_FORMAT = "wcdfa.monitor/2"
 READABLE_FORMATS = ("wcdfa.monitor/1", STATE_FORMAT)
+_OLDER_DEFAULTS = {"confirm": 1}
+"""Settings that states saved by earlier versions lack, with the value they implied."""
+_REGIMES = (None, "ordered", "critical", "disordered")
 _MAX_STEP = 2**62
 """Steps are stored as int64; anything near that is not a real step count."""
 
@@ -40,6 +43,8 @@ class ParsedState:
     norms: list[float] | None
     norm_steps: list[int] | None
     result: dict[str, Any] | None
+    events: list[dict[str, Any]]
+    regime_run: tuple[str | None, str | None, int]
 
 
 def _reject(field: str, rule: str, value: Any) -> NoReturn:
@@ -84,9 +89,7 @@ def _field(state: Mapping[str, Any], name: str, default: Any = ...) -> Any:
     raise ValueError(msg)
 
 
-def parse_state(
-    state: Any, settings: dict[str, Any], window: int
-) -> ParsedState:
+def parse_state(state: Any, settings: dict[str, Any], window: int) -> ParsedState:
     """Validate ``state`` against a monitor's ``settings``; raise ``ValueError`` naming a field.
 
     Nothing of the monitor is touched here, so a bad state changes nothing.
@@ -101,12 +104,10 @@ def parse_state(
     saved = _field(state, "settings")
     if not isinstance(saved, Mapping):
         _reject("settings", "a dict", saved)
+    saved = {**_OLDER_DEFAULTS, **saved}  # settings added since a state was saved
     if dict(saved) != settings:
         diff = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
-        msg = (
-            "Argument `state` was saved by a monitor with other settings "
-            f"(saved, here): {diff}"
-        )
+        msg = f"Argument `state` was saved by a monitor with other settings (saved, here): {diff}"
         raise ValueError(msg)
     step_count = _field(state, "step_count")
     if (
@@ -118,8 +119,11 @@ def parse_state(
     step_count = int(step_count)
     signal = np.asarray(_floats("signal", _field(state, "signal"), finite=True))
     if signal.size > min(window, step_count):
-        _reject("signal", f"at most min(window, step_count)={min(window, step_count)} "
-                    "samples", f"{signal.size} samples")
+        _reject(
+            "signal",
+            f"at most min(window, step_count)={min(window, step_count)} samples",
+            f"{signal.size} samples",
+        )
     if fmt == STATE_FORMAT:
         signal_steps = _steps("signal_steps", _field(state, "signal_steps"), step_count)
     else:  # format 1 had no gaps to record
@@ -172,13 +176,44 @@ def parse_state(
     result = _field(state, "result")
     if result is not None:
         result = _check_result(result, history)
+    events = _field(state, "events", [])
+    if not isinstance(events, list) or not all(
+        isinstance(e, Mapping)
+        and set(e) == {"step", "probe", "kind", "detail"}
+        and isinstance(e["step"], int)
+        and isinstance(e["detail"], Mapping)
+        for e in events
+    ):
+        _reject("events", "a list of event dicts (step, probe, kind, detail)", events)
+    run = _field(state, "regime_run", [None, None, 0])
+    if (
+        not isinstance(run, (list, tuple))
+        or len(run) != 3
+        or run[0] not in _REGIMES
+        or run[1] not in _REGIMES
+        or isinstance(run[2], bool)
+        or not isinstance(run[2], int)
+        or run[2] < 0
+    ):
+        _reject("regime_run", "[confirmed regime, latest regime, its run length]", run)
     return ParsedState(
-        signal=signal, signal_steps=np.asarray(signal_steps, dtype=np.int64),
-        step_count=step_count, alpha_history=history, alpha_steps=history_steps,
-        nonfinite_steps=nonfinite_steps, nonfinite_values=nonfinite_values,
-        lost_steps=lost, skipped_steps=skipped, group_names=group_names,
-        group_signals=group_signals, group_alphas=group_alphas, norms=norms,
-        norm_steps=norm_steps, result=result,
+        signal=signal,
+        signal_steps=np.asarray(signal_steps, dtype=np.int64),
+        step_count=step_count,
+        alpha_history=history,
+        alpha_steps=history_steps,
+        nonfinite_steps=nonfinite_steps,
+        nonfinite_values=nonfinite_values,
+        lost_steps=lost,
+        skipped_steps=skipped,
+        group_names=group_names,
+        group_signals=group_signals,
+        group_alphas=group_alphas,
+        norms=norms,
+        norm_steps=norm_steps,
+        result=result,
+        events=[{**e, "detail": dict(e["detail"])} for e in events],
+        regime_run=(run[0], run[1], int(run[2])),
     )
 
 
@@ -202,6 +237,15 @@ def _check_result(result: Any, history: list[float]) -> dict[str, Any]:
         _reject("result", "scales and fluctuations of one length >= 2", result)
     if not (history and alpha == history[-1]) or not math.isfinite(intercept + r2):
         _reject("result", "the fit of the last α of alpha_history", alpha)
-    fields.update(scales=scales, fluctuations=fluctuations, alpha=alpha, intercept=intercept,
-                  r_squared=r2, n=n, ci_low=math.nan, ci_high=math.nan, level=None)
+    fields.update(
+        scales=scales,
+        fluctuations=fluctuations,
+        alpha=alpha,
+        intercept=intercept,
+        r_squared=r2,
+        n=n,
+        ci_low=math.nan,
+        ci_high=math.nan,
+        level=None,
+    )
     return fields

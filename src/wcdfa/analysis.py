@@ -180,7 +180,13 @@ def with_interval(result: DFAResult, level: float) -> DFAResult:
     from wcdfa.uncertainty import confidence_interval  # noqa: PLC0415 - loads a table
 
     low, high = confidence_interval(
-        result.alpha, result.n, level, min_box=result.min_box, max_box=result.max_box,
-        num_scales=result.num_scales, order=result.order, aggregate=result.aggregate,
+        result.alpha,
+        result.n,
+        level,
+        min_box=result.min_box,
+        max_box=result.max_box,
+        num_scales=result.num_scales,
+        order=result.order,
+        aggregate=result.aggregate,
     )
     return dataclasses.replace(result, ci_low=low, ci_high=high, level=level)

@@ -27,6 +27,7 @@ from wcdfa.regime import classify
 
 __all__ = ["main"]
 
+
 class InputError(Exception):
     """A problem with the user's input, reported as one line."""
 
@@ -41,13 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"wcdfa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     analyze = sub.add_parser(
-        "analyze", help="DFA of a series stored in a file",
-        description="Read a series from FILE and print α, R², the regime and the 95%% "
-        "interval.", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "analyze",
+        help="DFA of a series stored in a file",
+        description="Read a series from FILE and print α, R², the regime and the 95 % interval.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     analyze.add_argument("file", type=Path, help="CSV, JSON Lines (.jsonl), .npy or text")
     analyze.add_argument(
-        "--column", help=f"column or key to read (default: {' or '.join(NORM_COLUMNS)}, or "
+        "--column",
+        help=f"column or key to read (default: {' or '.join(NORM_COLUMNS)}, or "
         "the only column; anything else must be named)",
     )
     analyze.add_argument(
@@ -202,9 +205,14 @@ def _number(value: Any, path: Path, line: int, column: str | None = None) -> flo
 def _analyze(series: NDArray[np.float64], window: int | None, plot: Path | None) -> dict[str, Any]:
     if window is None:
         result = dfa(series)
-        report = {"n": result.n, "alpha": result.alpha, "r_squared": result.r_squared,
-                  "ci_low": result.ci_low, "ci_high": result.ci_high,
-                  "regime": classify(result.alpha)}
+        report = {
+            "n": result.n,
+            "alpha": result.alpha,
+            "r_squared": result.r_squared,
+            "ci_low": result.ci_low,
+            "ci_high": result.ci_high,
+            "regime": classify(result.alpha),
+        }
         if plot is not None:
             from wcdfa.plotting import plot_fluctuations  # noqa: PLC0415
 
@@ -228,9 +236,14 @@ def _analyze(series: NDArray[np.float64], window: int | None, plot: Path | None)
         monitor.plot(save_path=plot, show=False)
     history = np.array(monitor.history)
     return {
-        "n": int(series.size), "window": window, "alpha": monitor.alpha,
-        "r_squared": monitor.r_squared, "ci_low": low, "ci_high": high,
-        "regime": monitor.regime, "alphas_computed": int(history.size),
+        "n": int(series.size),
+        "window": window,
+        "alpha": monitor.alpha,
+        "r_squared": monitor.r_squared,
+        "ci_low": low,
+        "ci_high": high,
+        "regime": monitor.regime,
+        "alphas_computed": int(history.size),
         "share_ordered": float(np.mean(history > monitor.ordered_threshold)),
         "share_disordered": float(np.mean(history < monitor.disordered_threshold)),
     }

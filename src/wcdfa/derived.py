@@ -60,12 +60,16 @@ def unsupported_reason(optimizer: torch.optim.Optimizer) -> str | None:
             return f"param group {i} of {name} has differentiable=True"
         if isinstance(group.get("lr"), torch.Tensor) and group["lr"].requires_grad:
             return f"param group {i} of {name} has a learning rate that requires grad"
-        if isinstance(optimizer, torch.optim.SGD) and group["weight_decay"] and (
-            float(group["lr"]) * float(group["weight_decay"]) >= 1.0
+        if (
+            isinstance(optimizer, torch.optim.SGD)
+            and group["weight_decay"]
+            and (float(group["lr"]) * float(group["weight_decay"]) >= 1.0)
         ):
             return f"param group {i} of {name} has lr * weight_decay >= 1"
-        if isinstance(optimizer, torch.optim.Adam) and _decoupled(optimizer, group) and (
-            float(group["lr"]) * float(group["weight_decay"]) >= 1.0
+        if (
+            isinstance(optimizer, torch.optim.Adam)
+            and _decoupled(optimizer, group)
+            and (float(group["lr"]) * float(group["weight_decay"]) >= 1.0)
         ):
             return f"param group {i} of {name} has lr * weight_decay >= 1"
     return None
@@ -112,7 +116,8 @@ class DerivedUpdate:
             # (plain SGD keeps none; SGD with momentum a buffer; Adam its moments)
             needed = "momentum_buffer" if sgd and group["momentum"] else None if sgd else "step"
             stepped = [
-                i for i, p in enumerate(params)
+                i
+                for i, p in enumerate(params)
                 if p.grad is not None and (needed is None or needed in self.optimizer.state[p])
             ]
             if stepped:
@@ -129,8 +134,10 @@ class DerivedUpdate:
         layout = (n_groups, device, tuple(owners), tuple(keys))
         if layout not in self._layouts:  # one host-to-device copy per layout, not per step
             index = torch.tensor(owners, dtype=torch.long, device=device)
-            masks = [(key, torch.tensor([k == key for k in keys], device=device))
-                     for key in dict.fromkeys(keys)]
+            masks = [
+                (key, torch.tensor([k == key for k in keys], device=device))
+                for key in dict.fromkeys(keys)
+            ]
             self._layouts[layout] = (index, masks)
         index, masks = self._layouts[layout]
         # the squares per group, then the count of tensors lacking a baseline (none:
@@ -161,8 +168,13 @@ class DerivedUpdate:
                 grad = local_part(cast("Tensor", p.grad))
                 buf = local_part(state[p]["momentum_buffer"]) if nesterov else None
 
-                def chunk(sl: slice, out_: Tensor, grad: Tensor = grad, lp: Tensor = lp,
-                          buf: Tensor | None = buf) -> None:
+                def chunk(
+                    sl: slice,
+                    out_: Tensor,
+                    grad: Tensor = grad,
+                    lp: Tensor = lp,
+                    buf: Tensor | None = buf,
+                ) -> None:
                     torch.mul(_flat(grad)[sl], sign, out=out_)
                     if wd:
                         shifted = _flat(lp)[sl]
@@ -209,9 +221,16 @@ class DerivedUpdate:
                     m, v = local_part(state[p]["exp_avg"]), local_part(state[p][second])
                     lp = local_part(p)
 
-                    def part(sl: slice, out_: Tensor, m: Tensor = m, v: Tensor = v,
-                             lp: Tensor = lp, bc2s: float = bc2s, step_size: float = step_size,
-                             decay: float = decay) -> None:
+                    def part(
+                        sl: slice,
+                        out_: Tensor,
+                        m: Tensor = m,
+                        v: Tensor = v,
+                        lp: Tensor = lp,
+                        bc2s: float = bc2s,
+                        step_size: float = step_size,
+                        decay: float = decay,
+                    ) -> None:
                         torch.sqrt(_flat(v)[sl], out=out_)
                         out_.div_(bc2s).add_(eps)
                         torch.div(_flat(m)[sl], out_, out=out_)

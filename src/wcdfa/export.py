@@ -47,10 +47,11 @@ def build_rows(
     return out
 
 
-def write_rows(path: Any, rows: list[dict[str, Any]]) -> Path:
+def write_rows(path: Any, rows: list[dict[str, Any]], fields: list[str] | None = None) -> Path:
     """Write ``rows`` to ``path`` (``.csv``, ``.jsonl`` or ``.ndjson``) atomically."""
     out = check_path(path)
-    fields = list(rows[0]) if rows else ROW_FIELDS
+    if fields is None:
+        fields = list(rows[0]) if rows else ROW_FIELDS
 
     def write(f: Any) -> None:
         if out.suffix.lower() == ".csv":

@@ -155,8 +155,11 @@ def _as_signal(signal: Any) -> NDArray[np.float64]:
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(signal, torch.Tensor):
         # a tensor that requires grad has no numpy view; bf16 has no numpy dtype
-        signal = signal.detach().to("cpu", torch.float64 if signal.is_floating_point()
-                                    else signal.dtype).numpy()
+        signal = (
+            signal.detach()
+            .to("cpu", torch.float64 if signal.is_floating_point() else signal.dtype)
+            .numpy()
+        )
     raw = np.asarray(signal)
     if raw.dtype.kind not in "biuf":
         msg = f"Signal must hold real numbers, but got an array of dtype {raw.dtype}"
@@ -202,16 +205,13 @@ def constant_reason(x: NDArray[np.float64]) -> str | None:
     )
 
 
-def _box_scales(
-    n: int, min_box: Any, max_box: Any, num_scales: Any, order: int = 1
-) -> _Scales:
+def _box_scales(n: int, min_box: Any, max_box: Any, num_scales: Any, order: int = 1) -> _Scales:
     """Validate the box arguments and return the 0.1.0 box sizes (and layout)."""
     min_box = check_int("min_box", min_box, order + 2)
     num_scales = check_int("num_scales", num_scales, 2)
     if num_scales > MAX_SCALES:
         msg = (
-            f"Argument `num_scales` must be an integer from 2 to {MAX_SCALES}, but got "
-            f"{num_scales}"
+            f"Argument `num_scales` must be an integer from 2 to {MAX_SCALES}, but got {num_scales}"
         )
         raise ValueError(msg)
     top = n // 4 if max_box is None else min(check_int("max_box", max_box, 1), n // 4)

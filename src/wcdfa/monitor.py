@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from wcdfa import regime as _regime
 from wcdfa._buffer import SeriesBuffer
 from wcdfa._checks import SNAPSHOT_MODES, check_choice, check_int
+from wcdfa._dist import rank
 from wcdfa._state import STATE_FORMAT, parse_state
 from wcdfa._warn import warn
 from wcdfa.analysis import DFAResult, check_options, dfa, with_interval
@@ -29,6 +30,7 @@ from wcdfa.errors import (
 )
 from wcdfa.export import build_rows, check_path, write_rows
 from wcdfa.fluctuation import constant_reason
+from wcdfa.probes.base import Event, ProbeContext
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -101,8 +103,12 @@ class WeightChangeDFA:
         when the optimizer and its options are supported and otherwise falls back to
         the snapshot with a :class:`~wcdfa.errors.WCDFAWarning` saying why (so does
         ``"optimizer"``). ``update(model)`` always uses the snapshot.
+    confirm : int, default 1
+        Keyword-only. A ``regime_change`` event (:attr:`events`, and a
+        :class:`~wcdfa.TrainingMonitor`'s handlers) fires once a new regime holds for
+        this many recomputations in a row.
     keep_norms : bool, default False
-        Keyword-only. Keep every ‖ΔW‖ of the run (8 bytes a step) for :meth:`save`,
+        Keyword-only. Keep every ‖ΔW‖ of the run (16 bytes a step) for :meth:`save`,
         not only the window; off, the monitor's memory does not grow with the steps
         (apart from the α history).
 
@@ -147,11 +153,11 @@ class WeightChangeDFA:
         groups: Any = None,
         sample: float | None = None,
         method: str = "auto",
+        confirm: int = 1,
     ) -> None:
         self.window = check_int("window", window, 50)
-        self.stride = (
-            max(1, self.window // 5) if stride is None else check_int("stride", stride, 1)
-        )
+        self.confirm = check_int("confirm", confirm, 1)
+        self.stride = max(1, self.window // 5) if stride is None else check_int("stride", stride, 1)
         self.ordered_threshold, self.disordered_threshold = _regime.check_thresholds(thresholds)
         self.snapshot = check_choice("snapshot", snapshot, SNAPSHOT_MODES)
         self.sample = _check_sample(sample)
@@ -204,6 +210,10 @@ class WeightChangeDFA:
         self._alpha_history: array.array[float] = array.array("d")
         self._alpha_steps: array.array[int] = array.array("q")
         self._group_alphas: dict[str, float | None] = {}
+        self._events: list[Event] = []
+        self._confirmed: str | None = None  # the regime of the last regime_change event
+        self._candidate: str | None = None  # the regime of the latest α, and its run
+        self._candidate_count = 0
         self._norm_log: array.array[float] | None = array.array("d") if self.keep_norms else None
         self._norm_log_steps: array.array[int] = array.array("q")
         for tracker in self._trackers.values():
@@ -375,6 +385,8 @@ class WeightChangeDFA:
             "norms": None if self._norm_log is None else self._norm_log.tolist(),
             "norm_steps": None if self._norm_log is None else self._norm_log_steps.tolist(),
             "result": result,
+            "events": [e.as_dict() for e in self._events],
+            "regime_run": [self._confirmed, self._candidate, self._candidate_count],
         }
 
     def load_state_dict(self, state: dict[str, Any], model: Any = None) -> None:
@@ -420,6 +432,8 @@ class WeightChangeDFA:
         self._skipped_steps = array.array("q", parsed.skipped_steps)
         self._group_alphas = parsed.group_alphas
         self._result = None if parsed.result is None else DFAResult(**parsed.result)
+        self._events = [Event(**e) for e in parsed.events]
+        self._confirmed, self._candidate, self._candidate_count = parsed.regime_run
         self._restore(state)
         if model is not None:
             from wcdfa.tracking import trainable_parameters  # noqa: PLC0415
@@ -445,6 +459,7 @@ class WeightChangeDFA:
             "on_nonfinite": self.on_nonfinite,
             "sample": self.sample,
             "method": self.method,
+            "confirm": self.confirm,
         }
 
     def _validate_extra(self, state: dict[str, Any]) -> None:
@@ -586,6 +601,17 @@ class WeightChangeDFA:
                 "attach(optimizer, model=model)"
             )
             raise ValueError(msg)
+        key = self._bind(optimizer, model)
+
+        def hook(opt: Any, args: Any, kwargs: Any) -> None:
+            self._update_optimizer(opt, key)
+
+        handle = optimizer.register_step_post_hook(hook)
+        self._hooks[id(optimizer)] = (optimizer, handle)
+        return handle
+
+    def _bind(self, optimizer: Any, model: Any) -> tuple[str, int]:
+        """Set up the measurement of ``optimizer``'s steps (a snapshot takes its baseline)."""
         key = ("optimizer", id(optimizer))
         if model is not None:
             self._attached_models[key] = model
@@ -596,13 +622,57 @@ class WeightChangeDFA:
         else:
             self._trackers.pop(key, None)
             self._update_optimizer(optimizer, key)  # a fresh tracker: records the baseline
+        return key
 
-        def hook(opt: Any, args: Any, kwargs: Any) -> None:
-            self._update_optimizer(opt, key)
+    # ------------------------------------------------------------ as a probe
+    name = "wcdfa"
+    """Prefix of the metrics and name in a :class:`~wcdfa.TrainingMonitor`."""
+    every = 1
+    """Schedule in a TrainingMonitor: every optimizer step."""
 
-        handle = optimizer.register_step_post_hook(hook)
-        self._hooks[id(optimizer)] = (optimizer, handle)
-        return handle
+    @property
+    def events(self) -> list[Event]:
+        """Regime changes (confirmed over ``confirm`` recomputations) and divergence."""
+        return list(self._events)
+
+    def start(self, context: ProbeContext) -> None:
+        """Take the baseline (:class:`~wcdfa.TrainingMonitor` calls it at attach)."""
+        if context.optimizer is not None:
+            if ("optimizer", id(context.optimizer)) not in self._known_sources():
+                self._bind(context.optimizer, context.model)
+        elif context.model is not None:
+            self.update(context.model)
+
+    def measure(self, context: ProbeContext) -> None:
+        """Record the step just taken (by the optimizer's state or the model's change)."""
+        if context.optimizer is not None:
+            key = ("optimizer", id(context.optimizer))
+            if key not in self._known_sources():
+                self._bind(context.optimizer, context.model)
+            self._update_optimizer(context.optimizer, key)
+        elif context.model is not None:
+            self.update(context.model)
+
+    def _known_sources(self) -> set[Any]:
+        return set(self._derived) | set(self._trackers)
+
+    def _regime_events(self, alpha: float) -> None:
+        """Fire ``regime_change`` once a new regime holds for ``confirm`` recomputations."""
+        regime = self._classify(alpha)
+        if regime == self._candidate:
+            self._candidate_count += 1
+        else:
+            self._candidate, self._candidate_count = regime, 1
+        if self._candidate_count >= self.confirm and regime != self._confirmed:
+            self._events.append(
+                Event(
+                    self._step_count,
+                    self.name,
+                    "regime_change",
+                    {"from": self._confirmed, "to": regime, "alpha": alpha},
+                )
+            )
+            self._confirmed = regime
 
     def detach(self) -> None:
         """Remove every optimizer hook added by :meth:`attach`."""
@@ -658,8 +728,9 @@ class WeightChangeDFA:
 
         params, lr_ids = optimizer_groups(optimizer)
         lrs = learning_rates(optimizer) if self.normalize == "lr" else None
-        self._track(key, params, lr_ids, lrs, self._attached_models.get(key),
-                    self._derived.get(key))
+        self._track(
+            key, params, lr_ids, lrs, self._attached_models.get(key), self._derived.get(key)
+        )
 
     def _track(
         self,
@@ -704,8 +775,7 @@ class WeightChangeDFA:
             if not rates.any():  # lr = 0 everywhere: ΔW = 0 carries nothing on ΔW / lr
                 self._skip()
                 return
-            inverse = np.divide(1.0, np.square(rates), out=np.zeros_like(rates),
-                                where=rates != 0.0)
+            inverse = np.divide(1.0, np.square(rates), out=np.zeros_like(rates), where=rates != 0.0)
             weights = np.tile(inverse, n_layers)
         self._record_tensor(squares, ("squares", n_layers * n_lr, n_lr), weights)
 
@@ -724,8 +794,9 @@ class WeightChangeDFA:
             return [0] * len(params)
         from wcdfa.tracking import layer_names  # noqa: PLC0415
 
-        if self._group_owner is None or (self.groups == "module" and model is not None
-                                          and id(model) != self._group_model):
+        if self._group_owner is None or (
+            self.groups == "module" and model is not None and id(model) != self._group_model
+        ):
             names, owner = layer_names(self.groups, model)
             if self._group_names is not None and names != self._group_names:
                 msg = (
@@ -864,9 +935,12 @@ class WeightChangeDFA:
             # the last column counts tensors some rank had no baseline for (sharded)
             out_of_step = rows[:, -1] > 0
             if out_of_step.any():
-                self._lose(good[out_of_step], "a rank took a new baseline of sharded "
-                           "parameters while others did not (reset or load_state_dict on "
-                           "one rank): the sum over the ranks misses its part")
+                self._lose(
+                    good[out_of_step],
+                    "a rank took a new baseline of sharded "
+                    "parameters while others did not (reset or load_state_dict on "
+                    "one rank): the sum over the ranks misses its part",
+                )
                 keep = ~out_of_step
                 rows, good = rows[keep], good[keep]
                 weights = [w for w, k in zip(weights, keep, strict=True) if k]
@@ -907,8 +981,7 @@ class WeightChangeDFA:
             self._norm_log_steps.extend(steps.tolist())
         finite = np.isfinite(values)
         if not finite.all():
-            for step, value in zip(steps[~finite].tolist(), values[~finite].tolist(),
-                                   strict=True):
+            for step, value in zip(steps[~finite].tolist(), values[~finite].tolist(), strict=True):
                 self._nonfinite(step, value)
             values, steps = values[finite], steps[finite]
             group_values = None if group_values is None else group_values[finite]
@@ -942,6 +1015,8 @@ class WeightChangeDFA:
 
     def _nonfinite(self, step: int, value: float) -> None:
         """Record (and report) a non-finite sample; a DivergenceError becomes due."""
+        if not self._nonfinite_steps:
+            self._events.append(Event(step, self.name, "diverged", {"value": str(value)}))
         self._nonfinite_steps.append(step)
         self._nonfinite_values.append(value)
         if self.on_nonfinite == "warn":
@@ -979,6 +1054,7 @@ class WeightChangeDFA:
         self._alpha = result.alpha
         self._alpha_history.append(result.alpha)
         self._alpha_steps.append(self._step_count)
+        self._regime_events(result.alpha)
 
     # ------------------------------------------------------------------ sinks
     @property
@@ -1061,8 +1137,10 @@ class WeightChangeDFA:
         """Return the steps and values of every known norm, non-finite ones included."""
         self._flush()
         if self._norm_log is not None:
-            return (np.frombuffer(self._norm_log_steps, dtype=np.int64),
-                    np.frombuffer(self._norm_log, dtype=np.float64))
+            return (
+                np.frombuffer(self._norm_log_steps, dtype=np.int64),
+                np.frombuffer(self._norm_log, dtype=np.float64),
+            )
         steps, values = self._series.sample_steps(), self._series.signal()
         if steps.size and self._nonfinite_steps:
             bad = np.frombuffer(self._nonfinite_steps, dtype=np.int64)
@@ -1083,8 +1161,14 @@ class WeightChangeDFA:
             r = self._result
             if has_table(r.min_box, r.max_box, r.num_scales, r.order, r.aggregate):
                 low, high = confidence_interval(
-                    np.array(alphas), r.n, self.ci, min_box=r.min_box, max_box=r.max_box,
-                    num_scales=r.num_scales, order=r.order, aggregate=r.aggregate,
+                    np.array(alphas),
+                    r.n,
+                    self.ci,
+                    min_box=r.min_box,
+                    max_box=r.max_box,
+                    num_scales=r.num_scales,
+                    order=r.order,
+                    aggregate=r.aggregate,
                 )
                 intervals = list(zip(low.tolist(), high.tolist(), strict=True))
             else:
@@ -1095,6 +1179,42 @@ class WeightChangeDFA:
             intervals,
             self.norm_name,
         )
+
+    def describe(self) -> str:
+        """Say in a sentence what the current α means for this run, and how sure it is.
+
+        The regime and what it means, whether the interval lies inside that regime's
+        band or reaches across a threshold, and whether the log-log fit is clean.
+        """
+        alpha = self.alpha
+        if alpha is None:
+            return f"No α yet ({self._not_ready()})."
+        regime = self._classify(alpha)
+        meaning = {
+            _regime.ORDERED: "the updates are too regular: the model is sealing rigidly",
+            _regime.CRITICAL: "1/f-like updates: robust and flexible",
+            _regime.DISORDERED: "the updates are too noisy: it cannot consolidate",
+        }[regime]
+        sentence = f"α = {alpha:.2f} puts training in the {regime} regime ({meaning})"
+        ci = self.alpha_ci
+        if ci is not None:
+            low, high = ci
+            across = [t for t in self.thresholds if low < t < high]
+            level = f"{self.ci:.0%}"
+            if across:
+                sentence += (
+                    f"; not settled: its {level} interval [{low:.2f}, {high:.2f}] reaches "
+                    f"across {' and '.join(f'{t:g}' for t in across)}"
+                )
+            else:
+                sentence += f"; clear: its {level} interval [{low:.2f}, {high:.2f}] stays inside"
+        r2 = self.r_squared
+        if r2 is not None and r2 < 0.9:
+            sentence += (
+                f"; but the log-log fit is poor (R² = {r2:.2f}): F(s) is no clean power law "
+                "in this window, so read α with caution"
+            )
+        return sentence + "."
 
     def __str__(self) -> str:
         alpha = self.alpha
@@ -1114,18 +1234,26 @@ class WeightChangeDFA:
         interval; ``plot=True`` adds the log-log F(s) figure. Warns and does nothing
         when wandb is not installed or no run is active; logs from rank zero only.
         """
-        from wcdfa.integrations.wandb import log_alpha  # noqa: PLC0415
+        from wcdfa.integrations.wandb import log_metrics  # noqa: PLC0415
 
-        log_alpha(self, step=step, plot=plot)
+        if self.alpha is None:
+            return
+        figures = None
+        if plot and rank() == 0:
+            figures = {"wcdfa/fluctuations": self.plot_fluctuations(show=False)}
+        log_metrics(
+            self.metrics(), step, texts={"wcdfa/regime_name": str(self.regime)}, figures=figures
+        )
 
     def log_tensorboard(self, writer: Any, step: int | None = None) -> None:
         """Write :meth:`metrics` to a TensorBoard ``SummaryWriter`` (rank zero only).
 
         ``step`` defaults to :attr:`step_count`; the regime also goes in as text.
         """
-        from wcdfa.integrations.tensorboard import log_scalars  # noqa: PLC0415
+        from wcdfa.integrations.tensorboard import write_scalars  # noqa: PLC0415
 
-        log_scalars(self, writer, step)
+        texts = None if self.regime is None else {"wcdfa/regime_name": self.regime}
+        write_scalars(writer, self.metrics(), self._step_count if step is None else step, texts)
 
     # ------------------------------------------------------------------ plots
     def plot(
@@ -1158,9 +1286,15 @@ class WeightChangeDFA:
 
         norm_steps, norms = self._norm_record()
         return plot_alpha(
-            np.array(self._alpha_steps), np.array(self._alpha_history, dtype=float),
-            self.thresholds, norms=norms, norm_steps=norm_steps,
-            title=title, ax=ax, save_path=save_path, show=show,
+            np.array(self._alpha_steps),
+            np.array(self._alpha_history, dtype=float),
+            self.thresholds,
+            norms=norms,
+            norm_steps=norm_steps,
+            title=title,
+            ax=ax,
+            save_path=save_path,
+            show=show,
         )
 
     def plot_fluctuations(

@@ -7,6 +7,7 @@ a CI job never blocks.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -67,9 +68,7 @@ def plot_alpha(
         new = _figure(show, (10, 6.5 if with_norms else 4))
         if with_norms:
             # one x axis only when both panels count steps
-            ax, ax_norm = new.subplots(
-                2, 1, sharex=norm_steps is not None, height_ratios=[3, 2]
-            )
+            ax, ax_norm = new.subplots(2, 1, sharex=norm_steps is not None, height_ratios=[3, 2])
         else:
             ax = new.add_subplot()
     fig: Any = ax.figure
@@ -82,15 +81,18 @@ def plot_alpha(
     ax.axhspan(bottom, disordered, color=_COLORS["disordered"], alpha=0.07, label="disordered")
     ax.axhline(ordered, color=_COLORS["ordered"], linestyle=":", linewidth=1)
     ax.axhline(disordered, color=_COLORS["disordered"], linestyle=":", linewidth=1)
-    ax.plot(x[valid], alphas[valid], ".-", markersize=3, linewidth=0.8, color=_ALPHA_COLOR,
-            label="α")
+    ax.plot(
+        x[valid], alphas[valid], ".-", markersize=3, linewidth=0.8, color=_ALPHA_COLOR, label="α"
+    )
     ax.set_ylim(bottom, top)
+    ax.xaxis.set_major_locator(require("matplotlib.ticker").MaxNLocator(integer=True))
     ax.set_ylabel("weight-change DFA α")
     ax.set_title(title)
     ax.legend(fontsize=8, frameon=False, loc="upper left", ncol=4)
     if with_norms and norms is not None:
         steps = np.arange(norms.size) if norm_steps is None else norm_steps
         ax_norm.plot(steps, norms, linewidth=0.6, color="#444444")
+        ax_norm.xaxis.set_major_locator(require("matplotlib.ticker").MaxNLocator(integer=True))
         ax_norm.set_ylabel("‖ΔW‖ (window)")
         ax_norm.set_xlabel(xlabel if norm_steps is not None else "sample in the window")
         if norm_steps is None:
@@ -153,6 +155,7 @@ def _figure(show: bool, size: tuple[float, float]) -> Figure:
 
 def _finish(fig: Any, save_path: Any, show: bool) -> Figure:
     if save_path is not None:
+        Path(save_path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(save_path, dpi=150, bbox_inches="tight")
     if show and _interactive_backend():
         require("matplotlib.pyplot").show()

@@ -48,10 +48,7 @@ def check_thresholds(thresholds: Any) -> tuple[float, float]:
     try:
         ordered, disordered = thresholds
     except (TypeError, ValueError):
-        msg = (
-            "Argument `thresholds` must be a pair (ordered, disordered), but got "
-            f"{thresholds!r}"
-        )
+        msg = f"Argument `thresholds` must be a pair (ordered, disordered), but got {thresholds!r}"
         raise ValueError(msg) from None
     ordered = check_real("thresholds[0]", ordered)
     disordered = check_real("thresholds[1]", disordered)

@@ -141,8 +141,15 @@ class RollingWeightChangeDFA(WeightChangeDFA):
 
         epochs, alphas = self.epoch_history
         return plot_alpha(
-            epochs, alphas, self.thresholds, norms=self.get_signal(), xlabel="epoch",
-            title=title, ax=ax, save_path=save_path, show=show,
+            epochs,
+            alphas,
+            self.thresholds,
+            norms=self.get_signal(),
+            xlabel="epoch",
+            title=title,
+            ax=ax,
+            save_path=save_path,
+            show=show,
         )
 
 
@@ -160,8 +167,10 @@ def _parse_epochs(state: dict[str, Any]) -> tuple[list[int], list[float | None]]
     ):
         msg = f"Argument `state` field 'epochs' must be a list of integers, but got {epochs!r}"
         raise ValueError(msg)
-    if not isinstance(alphas, list) or len(alphas) != len(epochs) or not all(
-        a is None or (isinstance(a, numbers.Real) and math.isfinite(a)) for a in alphas
+    if (
+        not isinstance(alphas, list)
+        or len(alphas) != len(epochs)
+        or not all(a is None or (isinstance(a, numbers.Real) and math.isfinite(a)) for a in alphas)
     ):
         msg = (
             "Argument `state` field 'epoch_alphas' must be a list of finite numbers or None, "

@@ -145,8 +145,9 @@ class DeltaTracker:
         any other (new, or whose ``.data`` was replaced by another shape, dtype or
         device) gets a fresh one and contributes from its next change on.
         """
-        previous = {id(p): (s, sig) for p, s, sig in
-                    zip(self._params, self._snaps, self._sigs, strict=True)}
+        previous = {
+            id(p): (s, sig) for p, s, sig in zip(self._params, self._snaps, self._sigs, strict=True)
+        }
         if self.sample is not None and self._fraction is None:
             total = sum(p.numel() for p in params)
             sample = self.sample
@@ -215,12 +216,16 @@ class DeltaTracker:
                 sq = sq[:-1]
             squares.append(sq)
         device = self._zero.device
-        total = squares[0] if len(squares) == 1 else torch.stack(
-            [s.to(device, non_blocking=True) for s in squares]
-        ).sum(dim=0)
-        count = self._zero if not counts else torch.stack(
-            [c.to(device, non_blocking=True) for c in counts]
-        ).sum(dim=0)
+        total = (
+            squares[0]
+            if len(squares) == 1
+            else torch.stack([s.to(device, non_blocking=True) for s in squares]).sum(dim=0)
+        )
+        count = (
+            self._zero
+            if not counts
+            else torch.stack([c.to(device, non_blocking=True) for c in counts]).sum(dim=0)
+        )
         return torch.cat((total, count))
 
     def _new_snapshot(
@@ -367,7 +372,11 @@ class _SampledKernel(_Kernel):
     """
 
     def __init__(
-        self, params: list[Tensor], snaps: list[Tensor], ids: list[int], n_groups: int,
+        self,
+        params: list[Tensor],
+        snaps: list[Tensor],
+        ids: list[int],
+        n_groups: int,
         samples: list[tuple[Tensor, float]],
     ) -> None:
         super().__init__(params, snaps, ids, n_groups)
@@ -398,8 +407,10 @@ class _CpuKernel(_Kernel):
         self.large = [i for i, p in enumerate(params) if p.numel() >= _CHUNK]
         self.small = (
             _ForeachKernel(
-                [params[i] for i in small], [snaps[i] for i in small],
-                [ids[i] for i in small], n_groups,
+                [params[i] for i in small],
+                [snaps[i] for i in small],
+                [ids[i] for i in small],
+                n_groups,
             )
             if small
             else None
@@ -408,8 +419,10 @@ class _CpuKernel(_Kernel):
         # One slot per chunk for its sum of squares, in the dtype torch.dot returns
         # (float32 for bf16/fp16 chunks, whose difference is formed in float32).
         n_chunks = sum(len(c) for c in self.chunks)
-        dtypes = {torch.float32 if params[i].dtype in _LOW_PRECISION else params[i].dtype
-                  for i in self.large}
+        dtypes = {
+            torch.float32 if params[i].dtype in _LOW_PRECISION else params[i].dtype
+            for i in self.large
+        }
         self.slots = {dt: torch.zeros(n_chunks, dtype=dt) for dt in dtypes}
         self.slot_of: list[list[Tensor]] = []
         chunk_ids: list[int] = []

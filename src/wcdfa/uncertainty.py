@@ -119,8 +119,14 @@ def confidence_interval(
         high = np.interp(a, np.maximum.accumulate(low_q), grid)
     else:
         low, high = _bootstrap(
-            a, n, level, min_box=min_box, max_box=max_box, num_scales=num_scales,
-            order=order, aggregate=aggregate,
+            a,
+            n,
+            level,
+            min_box=min_box,
+            max_box=max_box,
+            num_scales=num_scales,
+            order=order,
+            aggregate=aggregate,
         )
     if a.ndim == 0:
         return float(low), float(high)
@@ -135,9 +141,7 @@ def has_table(
     aggregate: str = "mean",
 ) -> bool:
     """Whether the shipped belt serves these settings (else: the slower bootstrap)."""
-    return (min_box, max_box, num_scales, order) == (*DEFAULT_BOXES, 1) and (
-        aggregate in _table()
-    )
+    return (min_box, max_box, num_scales, order) == (*DEFAULT_BOXES, 1) and (aggregate in _table())
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,6 +12,8 @@ from typing import Any
 
 from wcdfa._imports import first_module
 from wcdfa.monitor import WeightChangeDFA
+from wcdfa.probes.base import event_counts
+from wcdfa.regime import DEFAULT_THRESHOLDS
 
 
 def _callback_base() -> type:
@@ -36,6 +38,9 @@ class WeightChangeDFACallback(_callback_base()):  # type: ignore[misc]
     ----------
     window, stride, thresholds
         As :class:`wcdfa.WeightChangeDFA`.
+    monitor : TrainingMonitor or WeightChangeDFA, optional
+        Keyword-only. Use this monitor (e.g. a :class:`wcdfa.TrainingMonitor` with
+        several probes) instead of building a WeightChangeDFA from the options.
     log_every_n_steps : int, optional
         Log every this many optimizer steps; by default the trainer's
         ``log_every_n_steps``.
@@ -58,12 +63,18 @@ class WeightChangeDFACallback(_callback_base()):  # type: ignore[misc]
         self,
         window: int = 500,
         stride: int | None = None,
-        thresholds: tuple[float, float] = (1.2, 0.8),
+        thresholds: tuple[float, float] = DEFAULT_THRESHOLDS,
         log_every_n_steps: int | None = None,
+        *,
+        monitor: Any = None,
         **monitor_options: Any,
     ) -> None:
         super().__init__()
-        self.monitor = WeightChangeDFA(window, stride, thresholds, **monitor_options)
+        self.monitor: Any = (
+            WeightChangeDFA(window, stride, thresholds, **monitor_options)
+            if monitor is None
+            else monitor
+        )
         if log_every_n_steps is not None and (
             isinstance(log_every_n_steps, bool)
             or not isinstance(log_every_n_steps, int)
@@ -79,6 +90,8 @@ class WeightChangeDFACallback(_callback_base()):  # type: ignore[misc]
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         """Attach the monitor to the trainer's optimizers (the baseline is taken now)."""
+        if getattr(self.monitor, "model", False) is None:
+            self.monitor.model = pl_module  # a TrainingMonitor's probes look at it
         for optimizer in trainer.optimizers:
             self.monitor.attach(optimizer)
 
@@ -92,12 +105,14 @@ class WeightChangeDFACallback(_callback_base()):  # type: ignore[misc]
         """Log the metrics every ``log_every_n_steps`` optimizer steps (rank zero)."""
         every = self.log_every_n_steps or trainer.log_every_n_steps
         step = trainer.global_step
-        if step == self._last_logged or step % every or self.monitor.n_samples == 0:
+        if step == self._last_logged or step % every:
             return
         self._last_logged = step
         if not trainer.is_global_zero:
             return
-        metrics = self.monitor.metrics()
+        metrics = {**self.monitor.metrics(), **event_counts(self.monitor.events)}
+        if not metrics:
+            return
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
 

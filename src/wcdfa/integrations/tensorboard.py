@@ -1,38 +1,38 @@
-"""TensorBoard sink: any writer with ``add_scalar`` / ``add_text`` (torch's SummaryWriter)."""
+"""TensorBoard sink: a metrics dict to any writer with ``add_scalar`` / ``add_text``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wcdfa._dist import rank
 
-if TYPE_CHECKING:
-    from wcdfa.monitor import WeightChangeDFA
-
-__all__ = ["log_scalars"]
+__all__ = ["write_scalars"]
 
 
-def log_scalars(monitor: WeightChangeDFA, writer: Any, step: int | None = None) -> dict[str, float]:
-    """Write the monitor's metrics as scalars, and the regime as text (rank zero only).
+def write_scalars(
+    writer: Any, metrics: dict[str, float], step: int, texts: dict[str, str] | None = None
+) -> dict[str, float]:
+    """Write ``metrics`` as scalars and ``texts`` as text (rank zero only).
 
     Parameters
     ----------
-    monitor : WeightChangeDFA
     writer : torch.utils.tensorboard.SummaryWriter or compatible
-    step : int, optional
-        Global step; by default the monitor's ``step_count``.
+    metrics : dict
+        ``tag -> value``, as ``monitor.metrics()`` returns them.
+    step : int
+        Global step.
+    texts : dict, optional
+        ``tag -> text`` (e.g. the regime's name).
 
     Returns
     -------
     dict
-        The scalars written.
+        The scalars written (empty on other ranks).
     """
     if rank() != 0:
         return {}
-    step = monitor.step_count if step is None else step
-    metrics = monitor.metrics()
     for tag, value in metrics.items():
         writer.add_scalar(tag, value, step)
-    if monitor.regime is not None:
-        writer.add_text("wcdfa/regime_name", monitor.regime, step)
+    for tag, text in (texts or {}).items():
+        writer.add_text(tag, text, step)
     return metrics

@@ -13,6 +13,8 @@ import importlib
 from typing import Any
 
 from wcdfa.monitor import WeightChangeDFA
+from wcdfa.probes.base import event_counts
+from wcdfa.regime import DEFAULT_THRESHOLDS
 
 try:
     _TrainerCallback: type = importlib.import_module("transformers").TrainerCallback
@@ -30,6 +32,9 @@ class WeightChangeDFACallback(_TrainerCallback):  # type: ignore[misc]
     ----------
     window, stride, thresholds
         As :class:`wcdfa.WeightChangeDFA`.
+    monitor : TrainingMonitor or WeightChangeDFA, optional
+        Keyword-only. Use this monitor (e.g. a :class:`wcdfa.TrainingMonitor` with
+        several probes) instead of building a WeightChangeDFA from the options.
     **monitor_options
         Further keyword arguments of :class:`wcdfa.WeightChangeDFA`.
 
@@ -52,10 +57,16 @@ class WeightChangeDFACallback(_TrainerCallback):  # type: ignore[misc]
         self,
         window: int = 500,
         stride: int | None = None,
-        thresholds: tuple[float, float] = (1.2, 0.8),
+        thresholds: tuple[float, float] = DEFAULT_THRESHOLDS,
+        *,
+        monitor: Any = None,
         **monitor_options: Any,
     ) -> None:
-        self.monitor = WeightChangeDFA(window, stride, thresholds, **monitor_options)
+        self.monitor: Any = (
+            WeightChangeDFA(window, stride, thresholds, **monitor_options)
+            if monitor is None
+            else monitor
+        )
 
     def install(self, trainer: Any) -> WeightChangeDFACallback:
         """Add this callback to ``trainer`` ahead of its logging integrations."""
@@ -67,6 +78,8 @@ class WeightChangeDFACallback(_TrainerCallback):  # type: ignore[misc]
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Attach the monitor to the optimizer (unwrapped from accelerate)."""
+        if getattr(self.monitor, "model", False) is None:
+            self.monitor.model = kwargs.get("model")  # a TrainingMonitor's probes look at it
         optimizer: Any = kwargs.get("optimizer")
         while hasattr(optimizer, "optimizer"):  # accelerate's AcceleratedOptimizer
             optimizer = optimizer.optimizer
@@ -78,13 +91,19 @@ class WeightChangeDFACallback(_TrainerCallback):  # type: ignore[misc]
         self.monitor.detach()
 
     def on_log(
-        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        logs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         """Add the monitor's metrics to ``logs`` (main process only)."""
-        if logs is None or not state.is_world_process_zero or self.monitor.n_samples == 0:
+        if logs is None or not state.is_world_process_zero:
             return
-        metrics = self.monitor.metrics()
+        metrics = {**self.monitor.metrics(), **event_counts(self.monitor.events)}
+        if not metrics:
+            return
         logs.update(metrics)
         if state.log_history and state.log_history[-1].get("step") == state.global_step:
             state.log_history[-1].update(metrics)

@@ -1,58 +1,52 @@
-"""Weights & Biases sink."""
+"""Weights & Biases sink: logs a metrics dict (it never imports a monitor)."""
 
 from __future__ import annotations
 
 import importlib
-import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from wcdfa._dist import rank
 from wcdfa._imports import require
+from wcdfa._warn import warn
 from wcdfa.errors import WCDFAWarning
 
-if TYPE_CHECKING:
-    from wcdfa.monitor import WeightChangeDFA
-
-__all__ = ["log_alpha"]
+__all__ = ["log_metrics"]
 
 
-def log_alpha(
-    monitor: WeightChangeDFA, step: int | None = None, *, plot: bool = False, run: Any = None
+def log_metrics(
+    metrics: dict[str, float],
+    step: int | None = None,
+    *,
+    texts: dict[str, str] | None = None,
+    figures: dict[str, Any] | None = None,
+    run: Any = None,
 ) -> dict[str, Any]:
-    """Log the monitor's metrics to the active run (rank zero only).
+    """Log ``metrics`` (and ``texts``, and matplotlib ``figures`` as images) to a run.
 
-    Logs ``wcdfa/alpha``, ``wcdfa/regime`` (2 ordered, 1 critical, 0 disordered),
-    ``wcdfa/regime_name`` (the regime as text), ``wcdfa/delta_norm`` (latest ‖ΔW‖),
-    ``wcdfa/r_squared`` and ``wcdfa/alpha_ci_low`` / ``wcdfa/alpha_ci_high``; with
-    ``plot=True`` also ``wcdfa/fluctuations``, the log-log F(s) figure.
-
-    Warns (:class:`~wcdfa.errors.WCDFAWarning`) and does nothing when wandb is not
-    installed or no run is active. Returns what was logged (empty when nothing was).
+    Rank zero only. Keys ending in ``/regime`` (the regime codes 2, 1, 0) are logged
+    as integers. Warns (:class:`~wcdfa.errors.WCDFAWarning`) and does nothing when
+    wandb is not installed or no run is active. Returns what was logged (empty when
+    nothing was).
     """
     if rank() != 0:
         return {}
     try:
         wandb = importlib.import_module("wandb")
     except ImportError:
-        warnings.warn(
-            'wandb is not installed; install it with: pip install "wcdfa[wandb]"',
-            WCDFAWarning,
-            stacklevel=3,
-        )
+        warn('wandb is not installed; install it with: pip install "wcdfa[wandb]"', WCDFAWarning)
         return {}
     run = run if run is not None else wandb.run
     if run is None:
-        warnings.warn("No active wandb run: call wandb.init() first.", WCDFAWarning, stacklevel=3)
+        warn("No active wandb run: call wandb.init() first.", WCDFAWarning)
         return {}
-    if monitor.alpha is None:
-        return {}
-    data: dict[str, Any] = dict(monitor.metrics())
-    data["wcdfa/regime"] = int(data["wcdfa/regime"])
-    data["wcdfa/regime_name"] = monitor.regime
-    if plot:
-        data["wcdfa/fluctuations"] = wandb.Image(_rgba(monitor.plot_fluctuations(show=False)))
+    data: dict[str, Any] = {
+        key: int(value) if key.endswith("/regime") else value for key, value in metrics.items()
+    }
+    data.update(texts or {})
+    for key, fig in (figures or {}).items():
+        data[key] = wandb.Image(_rgba(fig))
     run.log(data, step=step)
     return data
 

@@ -1,0 +1,7 @@
+"""Training-dynamics probes and their protocol (hosted by :class:`wcdfa.TrainingMonitor`)."""
+
+from __future__ import annotations
+
+from wcdfa.probes.base import Event, Probe, ProbeContext, event_counts, probe_forward
+
+__all__ = ["Event", "Probe", "ProbeContext", "event_counts", "probe_forward"]

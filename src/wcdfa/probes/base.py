@@ -1,0 +1,132 @@
+"""The probe protocol: what a TrainingMonitor needs from every training-dynamics probe.
+
+A probe is a small object with a name (the prefix of its metrics), a schedule
+(``every`` optimizer steps), a measurement taking a :class:`ProbeContext`, its
+metrics, the events it fired (a list it appends to), and its state.
+:class:`wcdfa.WeightChangeDFA` is one; ``examples/custom_probe.py`` writes another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Event", "Probe", "ProbeContext", "event_counts", "probe_forward"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """Something a probe noticed: a regime change, a fired flag, a failure.
+
+    Attributes
+    ----------
+    step : int
+        The optimizer step it happened at.
+    probe : str
+        The probe's name.
+    kind : str
+        What happened, e.g. ``"regime_change"``, ``"diverged"``, ``"failed"``.
+    detail : dict
+        Plain values (numbers, strings, None) describing it.
+    """
+
+    step: int
+    probe: str
+    kind: str
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the event as plain Python values (JSON- and checkpoint-safe)."""
+        return {
+            "step": self.step,
+            "probe": self.probe,
+            "kind": self.kind,
+            "detail": dict(self.detail),
+        }
+
+
+def event_counts(events: Any) -> dict[str, float]:
+    """Count events as metrics for dashboards: ``"<probe>/events/<kind>" -> count``."""
+    out: dict[str, float] = {}
+    for event in events:
+        key = f"{event.probe}/events/{event.kind}"
+        out[key] = out.get(key, 0.0) + 1.0
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeContext:
+    """What a probe may look at when it measures.
+
+    Attributes
+    ----------
+    step : int
+        Optimizer steps taken so far (1 at the first step).
+    model : torch.nn.Module or None
+        The model the monitor watches, when it was given one.
+    optimizer : torch.optim.Optimizer or None
+        The optimizer whose step just completed (``attach``), or the one passed to
+        ``TrainingMonitor.step``.
+    """
+
+    step: int
+    model: Any = None
+    optimizer: Any = None
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """A training-dynamics probe hosted by :class:`wcdfa.TrainingMonitor`.
+
+    ``name`` prefixes its metrics (``"<name>/<metric>"``) and names it in events and
+    in the monitor's state; ``every`` is its schedule in optimizer steps; ``events``
+    is the list of :class:`Event` it fired, oldest first (the host picks up the new
+    ones after each call and hands them to its handlers).
+    """
+
+    name: str
+    every: int
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event this probe fired, oldest first."""
+
+    def start(self, context: ProbeContext) -> None:
+        """Prepare before the first step (take a baseline); ``context.step`` is 0."""
+
+    def measure(self, context: ProbeContext) -> None:
+        """Measure after a scheduled step (append any event it fires to ``events``)."""
+
+    def metrics(self) -> dict[str, float]:
+        """Return the current readings, keyed ``"<name>/<metric>"``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the probe's state as plain Python values."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (validate all of it before changing anything)."""
+
+
+@contextlib.contextmanager
+def probe_forward(model: Any) -> Iterator[None]:
+    """Run a probe's forward pass without touching training.
+
+    Inside: every module in eval mode (no dropout, no BatchNorm statistics updated),
+    gradients off, and the random number generators of the CPU and of every
+    accelerator the model lives on forked, so that training after it is
+    bit-identical to training without it. Each module's own train/eval flag is
+    restored on exit.
+    """
+    torch = sys.modules["torch"]
+    modes = [(module, module.training) for module in model.modules()]
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    try:
+        model.eval()
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
