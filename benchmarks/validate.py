@@ -26,8 +26,8 @@ import numpy as np
 from peers import peer_estimators
 
 from wcdfa import compute_dfa, dfa
-from wcdfa.fluctuation import _alpha_batch, _box_scales
-from wcdfa.synthetic import _fgn_batch, _power_law_batch
+from wcdfa.fluctuation import alpha_batch, box_scales
+from wcdfa.synthetic import fgn_batch, power_law_batch
 from wcdfa.uncertainty import confidence_interval
 
 SIZES = [100, 500, 2000, 10_000]
@@ -35,11 +35,11 @@ SIZES = [100, 500, 2000, 10_000]
 
 def signal_kinds():
     kinds = {
-        f"fGn H={h:.1f}": (h, lambda n, k, rng, h=h: _fgn_batch(n, h, k, rng))
+        f"fGn H={h:.1f}": (h, lambda n, k, rng, h=h: fgn_batch(n, h, k, rng))
         for h in np.round(np.arange(0.2, 0.95, 0.1), 1)
     }
-    kinds["pink"] = (1.0, lambda n, k, rng: _power_law_batch(n, 1.0, k, rng))
-    kinds["fBm H=0.5"] = (1.5, lambda n, k, rng: np.cumsum(_fgn_batch(n, 0.5, k, rng), axis=1))
+    kinds["pink"] = (1.0, lambda n, k, rng: power_law_batch(n, 1.0, k, rng))
+    kinds["fBm H=0.5"] = (1.5, lambda n, k, rng: np.cumsum(fgn_batch(n, 0.5, k, rng), axis=1))
     return kinds
 
 
@@ -61,7 +61,7 @@ def accuracy_table(reps):
         for n in SIZES:
             rng = np.random.default_rng([n, int(truth * 100), 2026])
             signals = make(n, reps, rng)
-            scales = _box_scales(n, 4, None, 20).scales
+            scales = box_scales(n, 4, None, 20).scales
             for est_name, est in ests.items():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -86,7 +86,7 @@ def nolds_agreement():
     kinds = {
         "white": lambda: rng.standard_normal(1000),
         "Brownian": lambda: np.cumsum(rng.standard_normal(1000)),
-        "pink": lambda: _power_law_batch(1000, 1.0, 1, rng)[0],
+        "pink": lambda: power_law_batch(1000, 1.0, 1, rng)[0],
     }
     np.random.seed(0)  # noqa: NPY002 - nolds RANSAC draws from the global generator
     for name, make in kinds.items():
@@ -116,10 +116,10 @@ def coverage_table(reps=1000):
         for n in [200, 500, 2000]:
             rng = np.random.default_rng([n, int(truth * 100), 95])
             x = make(n, reps, rng)
-            scales = _box_scales(n, 4, None, 20).scales
+            scales = box_scales(n, 4, None, 20).scales
             cells = []
             for aggregate in ("mean", "rms"):
-                a = _alpha_batch(x, scales, aggregate=aggregate)
+                a = alpha_batch(x, scales, aggregate=aggregate)
                 low, high = confidence_interval(a, n, 0.95, aggregate=aggregate)
                 cells.append((np.mean((low <= truth) & (truth <= high)), np.median(high - low)))
             lines.append(

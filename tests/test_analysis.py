@@ -9,7 +9,7 @@ import pytest
 import wcdfa
 from oracle import dfa_loop
 from wcdfa import DFAResult, compute_dfa, dfa
-from wcdfa.fluctuation import _alpha_batch, _box_scales
+from wcdfa.fluctuation import alpha_batch, box_scales
 
 
 def _walk(n, seed=0):
@@ -71,8 +71,8 @@ def test_orders_and_aggregates_match_the_per_box_oracle(order, aggregate, n, kin
 def test_batch_kernel_matches_single_signals(aggregate, order):
     rng = np.random.default_rng(3)
     x = np.cumsum(rng.standard_normal((5, 700)), axis=1)
-    scales = _box_scales(700, 4, None, 20, order).scales
-    batch = _alpha_batch(x, scales, order, aggregate)
+    scales = box_scales(700, 4, None, 20, order).scales
+    batch = alpha_batch(x, scales, order, aggregate)
     single = [dfa(row, order=order, aggregate=aggregate, ci=None).alpha for row in x]
     np.testing.assert_allclose(batch, single, atol=1e-12)
 

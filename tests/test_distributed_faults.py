@@ -29,17 +29,20 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _run(case, out):
+def _run(case, out, ranks=(0, 1)):
     job = str(ROOT / "tests" / "distributed_faults_job.py")
     env = {**os.environ, "WCDFA_JOIN_TIMEOUT": "5"}
-    subprocess.run(
+    run = subprocess.run(
         [sys.executable, job, case, str(out), str(_free_port())],
         env=env,
         timeout=150,
         check=False,
         capture_output=True,
+        text=True,
     )
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    missing = [r for r in ranks if not (out / f"rank{r}.json").exists()]
+    assert not missing, f"ranks {missing} wrote nothing:\n{run.stderr[-3000:]}"
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in ranks]
 
 
 @pytest.mark.parametrize("case", ["reset-rank1", "reset-snapshot-rank1", "load-rank1"])
@@ -62,7 +65,7 @@ def test_a_new_baseline_on_one_rank_neither_hangs_nor_records_a_wrong_sum(tmp_pa
 
 @pytest.mark.parametrize("case", ["attach-rank0", "update-rank0"])
 def test_measuring_on_one_rank_fails_fast_with_advice(tmp_path, case):
-    rank0, _ = _run(case, tmp_path)
+    (rank0,) = _run(case, tmp_path, ranks=(0,))  # the rank that measured alone
     assert rank0["error"] == "RuntimeError"
     assert "every rank must measure" in rank0["message"]
     assert "not under `if rank == 0`" in rank0["message"]

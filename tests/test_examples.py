@@ -63,3 +63,10 @@ def test_jax_optax_example(tmp_path):
     pytest.importorskip("optax")
     out = _run("jax_optax.py", "--steps", "700", cwd=tmp_path)
     assert "final: wcdfa: α=" in out
+
+
+def test_custom_probe_example(tmp_path):
+    out = _run("custom_probe.py", "--steps", "700", "--every", "100", cwd=tmp_path)
+    assert "TrainingMonitor at step 700" in out
+    assert "output: median output norm" in out
+    assert "α = " in out  # the sentence on what α means

@@ -215,9 +215,9 @@ def test_nonfinite_norm_is_recorded_reported_and_left_out_of_alpha():
     assert m.step_count == 60
     np.testing.assert_array_equal(m.get_signal(), values[8:58])  # finite ones only
     assert m.alpha == compute_dfa(values[8:58])[0]  # recomputed at step 60, unharmed
-    rows = m._rows()
-    assert rows[50]["delta_norm"] == "nan"
-    assert rows[51]["delta_norm"] == "inf"
+    steps, values = m.get_norm_record()
+    assert np.isnan(values[steps == 51]).all()
+    assert np.isinf(values[steps == 52]).all()
 
 
 def test_nonfinite_raise_keeps_everything_recorded():

@@ -95,11 +95,13 @@ def test_save_rejects_unknown_suffix(tmp_path):
         _monitor().save(tmp_path / "run.txt")
 
 
-def test_keep_norms_survives_state_dict():
+def test_keep_norms_survives_state_dict(tmp_path):
     m = _monitor(keep_norms=True)
     fresh = WeightChangeDFA(window=100, stride=20, keep_norms=True)
     fresh.load_state_dict(m.state_dict())
-    assert fresh._rows() == m._rows()
+    original, restored = m.save(tmp_path / "a.csv"), fresh.save(tmp_path / "b.csv")
+    assert restored.read_text() == original.read_text()
+    assert len(original.read_text().splitlines()) == m.step_count + 1
 
 
 # ------------------------------------------------------------- tensorboard

@@ -8,17 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wcdfa import WeightChangeDFA, dfa
-from wcdfa.fluctuation import _alpha_batch, _box_scales
-from wcdfa.synthetic import _fgn_batch, _power_law_batch, fbm, fgn
+from wcdfa.fluctuation import alpha_batch, box_scales
+from wcdfa.synthetic import fbm, fgn, fgn_batch, power_law_batch
 from wcdfa.uncertainty import _table, confidence_interval
 
 SIGNALS = {
-    "fgn0.3": (0.3, lambda n, k, rng: _fgn_batch(n, 0.3, k, rng)),
-    "fgn0.5": (0.5, lambda n, k, rng: _fgn_batch(n, 0.5, k, rng)),
-    "fgn0.7": (0.7, lambda n, k, rng: _fgn_batch(n, 0.7, k, rng)),
-    "fgn0.9": (0.9, lambda n, k, rng: _fgn_batch(n, 0.9, k, rng)),
-    "pink": (1.0, lambda n, k, rng: _power_law_batch(n, 1.0, k, rng)),
-    "fbm0.5": (1.5, lambda n, k, rng: np.cumsum(_fgn_batch(n, 0.5, k, rng), axis=1)),
+    "fgn0.3": (0.3, lambda n, k, rng: fgn_batch(n, 0.3, k, rng)),
+    "fgn0.5": (0.5, lambda n, k, rng: fgn_batch(n, 0.5, k, rng)),
+    "fgn0.7": (0.7, lambda n, k, rng: fgn_batch(n, 0.7, k, rng)),
+    "fgn0.9": (0.9, lambda n, k, rng: fgn_batch(n, 0.9, k, rng)),
+    "pink": (1.0, lambda n, k, rng: power_law_batch(n, 1.0, k, rng)),
+    "fbm0.5": (1.5, lambda n, k, rng: np.cumsum(fgn_batch(n, 0.5, k, rng), axis=1)),
 }
 
 
@@ -35,9 +35,7 @@ def test_nominal_95_interval_covers_90_to_99_percent(name, n, aggregate):
     # interval is really off.
     truth, make = SIGNALS[name]
     rng = np.random.default_rng([n, len(name), 7])
-    alphas = _alpha_batch(
-        make(n, 400, rng), _box_scales(n, 4, None, 20).scales, aggregate=aggregate
-    )
+    alphas = alpha_batch(make(n, 400, rng), box_scales(n, 4, None, 20).scales, aggregate=aggregate)
     low, high = confidence_interval(alphas, n, 0.95, aggregate=aggregate)
     coverage = np.mean((low <= truth) & (truth <= high))
     assert 0.90 <= coverage <= 0.99, f"coverage {coverage:.3f}"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from wcdfa import dfa
-from wcdfa.synthetic import _fgn_batch, _power_law_batch, fbm, fgn, pink
+from wcdfa.synthetic import fbm, fgn, fgn_batch, pink, power_law_batch
 
 
 def _gamma(k, h):
@@ -25,7 +25,7 @@ def test_fgn_autocovariance_is_the_theoretical_one(hurst):
 
 
 def test_fgn_batch_rows_are_independent():
-    x = _fgn_batch(128, 0.7, 3000, np.random.default_rng(2))
+    x = fgn_batch(128, 0.7, 3000, np.random.default_rng(2))
     corr = np.corrcoef(x[0::2, 5], x[1::2, 5])[0, 1]  # real/imag pairs and neighbours
     assert abs(corr) < 0.06  # 1500 pairs: standard error 0.026
 
@@ -40,7 +40,7 @@ def test_fbm_is_the_cumulative_sum_and_scales_as_t_to_the_2h():
 
 @pytest.mark.parametrize("beta", [0.0, 1.0, 2.0])
 def test_power_law_spectrum_has_the_wanted_slope(beta):
-    x = _power_law_batch(1024, beta, 400, np.random.default_rng(4))
+    x = power_law_batch(1024, beta, 400, np.random.default_rng(4))
     spec = np.mean(np.abs(np.fft.rfft(x, axis=1)) ** 2, axis=0)[1:-1]
     freqs = np.fft.rfftfreq(1024)[1:-1]
     slope = np.polyfit(np.log(freqs), np.log(spec), 1)[0]

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wcdfa._checks import check_choice, check_int, check_real
-from wcdfa.fluctuation import _as_signal, _dfa1
+from wcdfa.fluctuation import as_signal, dfa_fit
 
 __all__ = ["AGGREGATES", "DFAResult", "dfa"]
 
@@ -139,8 +139,8 @@ def dfa(
     order, aggregate, ci = check_options(order, aggregate, ci)
     if min_box is None:
         min_box = max(4, order + 2)
-    x = _as_signal(signal)
-    fit = _dfa1(x, min_box, max_box, num_scales, order, aggregate)
+    x = as_signal(signal)
+    fit = dfa_fit(x, min_box, max_box, num_scales, order, aggregate)
     result = DFAResult(
         alpha=fit.alpha,
         intercept=fit.intercept,

@@ -143,14 +143,14 @@ def compute_dfa(
     >>> round(alpha, 3)  # random walk
     1.59
     """
-    x = _as_signal(signal)
-    fit = _dfa1(x, min_box=min_box, max_box=max_box, num_scales=num_scales)
+    x = as_signal(signal)
+    fit = dfa_fit(x, min_box=min_box, max_box=max_box, num_scales=num_scales)
     if return_r_squared:
         return fit.alpha, fit.scales, fit.fluctuations, fit.r_squared
     return fit.alpha, fit.scales, fit.fluctuations
 
 
-def _as_signal(signal: Any) -> NDArray[np.float64]:
+def as_signal(signal: Any) -> NDArray[np.float64]:
     """Convert ``signal`` to a finite, non-constant 1-D float64 array or raise."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(signal, torch.Tensor):
@@ -205,7 +205,7 @@ def constant_reason(x: NDArray[np.float64]) -> str | None:
     )
 
 
-def _box_scales(n: int, min_box: Any, max_box: Any, num_scales: Any, order: int = 1) -> _Scales:
+def box_scales(n: int, min_box: Any, max_box: Any, num_scales: Any, order: int = 1) -> _Scales:
     """Validate the box arguments and return the 0.1.0 box sizes (and layout)."""
     min_box = check_int("min_box", min_box, order + 2)
     num_scales = check_int("num_scales", num_scales, 2)
@@ -241,7 +241,7 @@ def _scales_for(n: int, min_box: int, top: int, num_scales: int, order: int) -> 
     return _Scales(scales, _plan(n, scales, order) if small else None)
 
 
-def _dfa1(
+def dfa_fit(
     x: NDArray[np.float64],
     min_box: Any,
     max_box: Any,
@@ -251,7 +251,7 @@ def _dfa1(
 ) -> _Fit:
     """DFA of a validated signal: scales, fluctuations and the log-log fit."""
     n = x.shape[0]
-    scales, plan = _box_scales(n, min_box, max_box, num_scales, order)
+    scales, plan = box_scales(n, min_box, max_box, num_scales, order)
     # Power-of-two rescaling is exact: it changes no bit of the profile's digits, only
     # keeps its magnitude near 1 (no overflow at 1e300, no underflow at 1e-300).
     exponent = int(np.frexp(np.max(np.abs(x)))[1])
@@ -281,7 +281,7 @@ def _dfa1(
     )
 
 
-def _alpha_batch(
+def alpha_batch(
     x: NDArray[np.float64], scales: NDArray[np.int64], order: int = 1, aggregate: str = "mean"
 ) -> NDArray[np.float64]:
     """Alpha of each row of ``x`` (already validated, no zero fluctuation expected).

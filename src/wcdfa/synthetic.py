@@ -59,7 +59,7 @@ def fgn(n: int, hurst: float, rng: Any = None) -> NDArray[np.float64]:
     ((1000,), 1.0)
     """
     n = check_int("n", n, 2)
-    out: NDArray[np.float64] = _fgn_batch(n, _check_hurst(hurst), 1, np.random.default_rng(rng))[0]
+    out: NDArray[np.float64] = fgn_batch(n, _check_hurst(hurst), 1, np.random.default_rng(rng))[0]
     return out
 
 
@@ -117,7 +117,7 @@ def pink(n: int, rng: Any = None) -> NDArray[np.float64]:
     (1024,)
     """
     n = check_int("n", n, 2)
-    out: NDArray[np.float64] = _power_law_batch(n, 1.0, 1, np.random.default_rng(rng))[0]
+    out: NDArray[np.float64] = power_law_batch(n, 1.0, 1, np.random.default_rng(rng))[0]
     return out
 
 
@@ -142,7 +142,7 @@ def _circulant_sqrt_eigenvalues(n: int, hurst: float) -> NDArray[np.float64]:
     return out
 
 
-def _fgn_batch(n: int, hurst: float, size: int, rng: np.random.Generator) -> NDArray[np.float64]:
+def fgn_batch(n: int, hurst: float, size: int, rng: np.random.Generator) -> NDArray[np.float64]:
     """``size`` independent fGn series of length ``n`` (rows)."""
     if hurst == 0.5:
         return rng.standard_normal((size, n))
@@ -153,7 +153,7 @@ def _fgn_batch(n: int, hurst: float, size: int, rng: np.random.Generator) -> NDA
     return np.concatenate([y.real, y.imag])[:size]
 
 
-def _power_law_batch(
+def power_law_batch(
     n: int, beta: float, size: int, rng: np.random.Generator
 ) -> NDArray[np.float64]:
     """``size`` Gaussian series with power spectral density proportional to f^-beta."""

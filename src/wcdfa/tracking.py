@@ -35,7 +35,7 @@ from wcdfa.errors import WCDFAWarning
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["DeltaTracker", "local_part", "reduce_key", "trainable_parameters"]
+__all__ = ["DeltaTracker", "local_part", "reduce_key"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _LOW_PRECISION_BATCH = 1 << 26
@@ -43,11 +43,6 @@ _LOW_PRECISION_BATCH = 1 << 26
 _CHUNK = 1 << 18
 """Elements per chunk of the CPU kernel: 1 MiB of float32, so that a chunk of the
 snapshot and of the parameters stay in a core's L2 cache between the three steps."""
-
-
-def trainable_parameters(model: torch.nn.Module) -> list[Tensor]:
-    """Return the parameters of ``model`` that currently require a gradient, in order."""
-    return [p for p in model.parameters() if p.requires_grad]
 
 
 class DeltaTracker:
@@ -485,66 +480,3 @@ def reduce_key(p: Tensor) -> tuple[Any, ...]:
     return tuple(
         mesh.get_group(dim) for dim, placement in enumerate(placements) if placement.is_shard()
     )
-
-
-def optimizer_groups(optimizer: torch.optim.Optimizer) -> tuple[list[Tensor], list[int]]:
-    """Trainable parameters of ``optimizer`` and the index of their param group."""
-    params: list[Tensor] = []
-    ids: list[int] = []
-    for g, group in enumerate(optimizer.param_groups):
-        for p in group["params"]:
-            if p.requires_grad:
-                params.append(p)
-                ids.append(g)
-    return params, ids
-
-
-def model_groups(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer
-) -> tuple[list[Tensor], list[int], int]:
-    """Trainable parameters of ``model`` grouped by the optimizer's param groups.
-
-    Parameters the optimizer does not hold form one extra, last group.
-    """
-    group_of = {id(p): g for g, grp in enumerate(optimizer.param_groups) for p in grp["params"]}
-    extra = len(optimizer.param_groups)
-    params = trainable_parameters(model)
-    return params, [group_of.get(id(p), extra) for p in params], extra + 1
-
-
-def learning_rates(optimizer: torch.optim.Optimizer) -> list[float]:
-    """Return the current learning rate of each param group, as Python floats."""
-    return [float(group["lr"]) for group in optimizer.param_groups]
-
-
-def layer_names(spec: object, model: torch.nn.Module | None) -> tuple[list[str], dict[int, int]]:
-    """Names of the parameter groups of ``spec`` and the group of each parameter id.
-
-    ``spec`` is ``"module"`` (one group per module that owns parameters, named as in
-    ``model.named_modules()``) or a mapping ``name -> parameters`` (a module, a tensor
-    or an iterable of tensors); parameters in no group form a last group ``"other"``.
-    """
-    owner: dict[int, int] = {}
-    names: list[str] = []
-    if spec == "module":
-        if model is None:
-            msg = (
-                "Argument `groups='module'` needs the model to name the groups: pass it to "
-                "update(model) or attach(optimizer, model=model)"
-            )
-            raise ValueError(msg)
-        for name, module in model.named_modules():
-            direct = list(module.parameters(recurse=False))
-            if direct:
-                names.append(name or "(root)")
-                owner.update((id(p), len(names) - 1) for p in direct)
-        return names, owner
-    for name, members in dict(spec).items():  # type: ignore[call-overload]
-        names.append(str(name))
-        if isinstance(members, torch.nn.Module):
-            members = members.parameters()
-        elif isinstance(members, torch.Tensor):
-            members = [members]
-        owner.update((id(p), len(names) - 1) for p in members)
-    names.append("other")
-    return names, owner

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from wcdfa._checks import check_int
 from wcdfa._warn import warn
 from wcdfa.errors import DivergenceError, WCDFAWarning
 from wcdfa.export import check_path, write_rows
+from wcdfa.measure import check_optimizer
 from wcdfa.probes.base import Event, Probe, ProbeContext
 
 __all__ = ["TrainingMonitor"]
@@ -119,13 +119,7 @@ class TrainingMonitor:
         -------
         torch.utils.hooks.RemovableHandle
         """
-        torch = sys.modules.get("torch")
-        if torch is None or not isinstance(optimizer, torch.optim.Optimizer):
-            msg = (
-                "Argument `optimizer` must be a torch.optim.Optimizer, but got "
-                f"{type(optimizer).__name__}"
-            )
-            raise TypeError(msg)
+        check_optimizer(optimizer)
         self._start(optimizer)
 
         def hook(opt: Any, args: Any, kwargs: Any) -> None:

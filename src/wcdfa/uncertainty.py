@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from wcdfa.fluctuation import _alpha_batch, _box_scales
-from wcdfa.synthetic import _fgn_batch, _power_law_batch
+from wcdfa.fluctuation import alpha_batch, box_scales
+from wcdfa.synthetic import fgn_batch, power_law_batch
 
 __all__ = ["confidence_interval", "has_table"]
 
@@ -55,10 +55,10 @@ def simulate(
 ) -> NDArray[np.float64]:
     """``reps`` series of length ``n`` with exponent ``alpha`` from ``family`` (rows)."""
     if family == "fgn":
-        return _fgn_batch(n, alpha, reps, rng)
+        return fgn_batch(n, alpha, reps, rng)
     if family == "fbm":
-        return np.cumsum(_fgn_batch(n, alpha - 1.0, reps, rng), axis=-1)
-    return _power_law_batch(n, 2.0 * alpha - 1.0, reps, rng)
+        return np.cumsum(fgn_batch(n, alpha - 1.0, reps, rng), axis=-1)
+    return power_law_batch(n, 2.0 * alpha - 1.0, reps, rng)
 
 
 def estimates(
@@ -75,11 +75,11 @@ def estimates(
     aggregate: str = "mean",
 ) -> NDArray[np.float64]:
     """DFA estimates of ``reps`` simulated series (the belt's raw material)."""
-    scales = _box_scales(n, min_box, max_box, num_scales, order).scales
+    scales = box_scales(n, min_box, max_box, num_scales, order).scales
     out = []
     for start in range(0, reps, 256):  # bounded memory for long series
         x = simulate(family, n, alpha, min(256, reps - start), rng)
-        out.append(_alpha_batch(x, scales, order, aggregate))
+        out.append(alpha_batch(x, scales, order, aggregate))
     return np.concatenate(out)
 
 

@@ -1,0 +1,134 @@
+"""The α record of a monitor: recomputation, history, fit, per-group α, regime events."""
+
+from __future__ import annotations
+
+import array
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from wcdfa import regime as _regime
+from wcdfa._warn import warn
+from wcdfa.analysis import DFAResult, dfa, with_interval
+from wcdfa.errors import DFAFailedWarning, NearConstantWarning
+from wcdfa.fluctuation import constant_reason
+from wcdfa.probes.base import Event
+
+__all__ = ["AlphaTrack"]
+
+
+class AlphaTrack:
+    """Every α of a window, the fit behind the latest, and the confirmed regime.
+
+    ``events`` is the list the regime changes are appended to (the monitor's).
+    """
+
+    def __init__(
+        self,
+        order: int,
+        aggregate: str,
+        ci: float | None,
+        thresholds: tuple[float, float],
+        confirm: int,
+        name: str,
+    ) -> None:
+        self.order, self.aggregate, self.ci = order, aggregate, ci
+        self.thresholds, self.confirm, self.name = thresholds, confirm, name
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every α."""
+        self.fit: DFAResult | None = None
+        # compact: 8 bytes per recomputation, whatever the length of the run
+        self.history: array.array[float] = array.array("d")
+        self.steps: array.array[int] = array.array("q")
+        self.group_alphas: dict[str, float | None] = {}
+        # (regime of the last regime_change event, regime of the latest α, its run)
+        self.regime_run: tuple[str | None, str | None, int] = (None, None, 0)
+
+    @property
+    def result(self) -> DFAResult | None:
+        """The fit behind the latest α, its interval computed on first access."""
+        if self.fit is not None and self.ci is not None and self.fit.level is None:
+            self.fit = with_interval(self.fit, self.ci)
+        return self.fit
+
+    def recompute(
+        self,
+        signal: NDArray[np.float64],
+        group_rows: NDArray[np.float64],
+        group_names: list[str] | None,
+        step: int,
+        events: list[Event],
+    ) -> float | None:
+        """Run DFA on ``signal``; return the new α, or None (warned) if there is none."""
+        reason = constant_reason(signal)
+        if reason is not None:
+            warn(
+                f"Weight-update magnitudes are near-constant ({reason}): the model may "
+                "have converged or stopped learning; keeping the last α.",
+                NearConstantWarning,
+            )
+            return None
+        try:
+            fit = dfa(signal, order=self.order, aggregate=self.aggregate, ci=None)
+        except ValueError as exc:
+            warn(f"DFA computation failed: {exc}", DFAFailedWarning)
+            return None
+        self.fit = fit
+        self.group_alphas = {}
+        for name, column in zip(group_names or [], group_rows.T, strict=True):
+            self.group_alphas[name] = self._group_alpha(column)
+        self.history.append(fit.alpha)
+        self.steps.append(step)
+        self._regime_events(fit.alpha, step, events)
+        return fit.alpha
+
+    def _group_alpha(self, column: NDArray[np.float64]) -> float | None:
+        if not np.all(np.isfinite(column)) or constant_reason(column) is not None:
+            return None
+        try:
+            return dfa(column, order=self.order, aggregate=self.aggregate, ci=None).alpha
+        except ValueError:
+            return None  # no α for this group in this window
+
+    def _regime_events(self, alpha: float, step: int, events: list[Event]) -> None:
+        """Fire ``regime_change`` once a new regime holds for ``confirm`` recomputations."""
+        regime = _regime.classify(alpha, self.thresholds)
+        confirmed, candidate, count = self.regime_run
+        count = count + 1 if regime == candidate else 1
+        if count >= self.confirm and regime != confirmed:
+            details = {"from": confirmed, "to": regime, "alpha": alpha}
+            events.append(Event(step, self.name, "regime_change", details))
+            confirmed = regime
+        self.regime_run = (confirmed, regime, count)
+
+    def state(self) -> dict[str, Any]:
+        """Return the record as plain Python values (the interval is recomputed)."""
+        fit = None
+        if self.fit is not None:
+            fit = self.fit.as_dict()
+            fit.update(ci_low=None, ci_high=None, level=None)
+        return {
+            "alpha_history": self.history.tolist(),
+            "alpha_steps": self.steps.tolist(),
+            "group_alphas": dict(self.group_alphas),
+            "result": fit,
+            "regime_run": list(self.regime_run),
+        }
+
+    def restore(
+        self,
+        history: list[float],
+        steps: list[int],
+        group_alphas: dict[str, float | None],
+        result: dict[str, Any] | None,
+        regime_run: tuple[str | None, str | None, int],
+    ) -> None:
+        """Restore validated fields of :meth:`state`."""
+        self.history = array.array("d", history)
+        self.steps = array.array("q", steps)
+        self.group_alphas = group_alphas
+        self.fit = None if result is None else DFAResult(**result)
+        self.regime_run = regime_run
