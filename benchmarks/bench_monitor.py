@@ -91,6 +91,8 @@ def resident_memory(size: float, updates: int = 30) -> tuple[float, float]:
     warm = mlp(0.4)
     warm_monitor = WeightChangeDFA(window=500, stride=10)
     for _ in range(25):
+        with torch.no_grad():
+            next(warm.parameters()).add_(1e-3)  # a real change: no run of zero updates
         warm_monitor.update(warm)
     model = mlp(size)
     params = [p for p in model.parameters() if p.requires_grad]
