@@ -34,3 +34,10 @@ def test_bench_monitor_runs():
     row = next(line for line in out.splitlines() if line.strip().startswith("0.4M"))
     assert "1.000x" in row  # held: exactly one snapshot
     assert "amortised" in out
+
+
+def test_bench_derived_runs():
+    pytest.importorskip("torch")
+    out = _run("bench_derived.py", "--sizes", "0.4", "--tensors", "20", "--repeats", "2")
+    assert "20 tensors  adam" in out
+    assert "0.4M MLP   sgd" in out

@@ -160,33 +160,49 @@ class DerivedUpdate:
         local = [local_part(p) for p in params]
         if momentum and not nesterov:
             bufs = [local_part(self.optimizer.state[p]["momentum_buffer"]) for p in params]
-            return [n * lr for n in _norms(bufs)]
-        if all(p.device.type == "cpu" for p in local):
-            state = self.optimizer.state
-            out = []
-            for p, lp in zip(params, local, strict=True):
-                grad = local_part(cast("Tensor", p.grad))
-                buf = local_part(state[p]["momentum_buffer"]) if nesterov else None
+            return list(torch._foreach_mul(_norms(bufs), lr))
+        # large CPU tensors chunk by chunk (no parameter-sized temporary), the rest
+        # (small ones, device ones) with foreach kernels over all of them at once
+        out: list[Tensor | None] = [None] * len(params)
+        large = [i for i, lp in enumerate(local) if _chunked(lp)]
+        state = self.optimizer.state
+        for i in large:
+            p, lp = params[i], local[i]
+            grad = local_part(cast("Tensor", p.grad))
+            buf = local_part(state[p]["momentum_buffer"]) if nesterov else None
 
-                def chunk(
-                    sl: slice,
-                    out_: Tensor,
-                    grad: Tensor = grad,
-                    lp: Tensor = lp,
-                    buf: Tensor | None = buf,
-                ) -> None:
-                    torch.mul(_flat(grad)[sl], sign, out=out_)
-                    if wd:
-                        shifted = _flat(lp)[sl]
-                        if buf is not None:
-                            shifted = shifted + lr * momentum * _flat(buf)[sl]
-                        out_.add_(shifted, alpha=wd).div_(1.0 - lr * wd)
+            def chunk(
+                sl: slice,
+                out_: Tensor,
+                grad: Tensor = grad,
+                lp: Tensor = lp,
+                buf: Tensor | None = buf,
+            ) -> None:
+                torch.mul(_flat(grad)[sl], sign, out=out_)
+                if wd:
+                    shifted = _flat(lp)[sl]
                     if buf is not None:
-                        out_.add_(_flat(buf)[sl], alpha=momentum)
+                        shifted = shifted + lr * momentum * _flat(buf)[sl]
+                    out_.add_(shifted, alpha=wd).div_(1.0 - lr * wd)
+                if buf is not None:
+                    out_.add_(_flat(buf)[sl], alpha=momentum)
 
-                out.append(_chunked_norm(lp, chunk) * lr)
-            return out
-        grads = [local_part(cast("Tensor", p.grad)) * sign for p in params]  # new: modifiable
+            out[i] = _chunked_norm(lp, chunk) * lr
+        small = [i for i in range(len(params)) if out[i] is None]
+        if small:
+            for i, n in zip(
+                small, self._sgd_foreach(group, [params[i] for i in small]), strict=True
+            ):
+                out[i] = n
+        return cast("list[Tensor]", out)
+
+    def _sgd_foreach(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:
+        lr, wd = float(group["lr"]), float(group["weight_decay"])
+        momentum, nesterov = float(group["momentum"]), bool(group["nesterov"])
+        sign = -1.0 if group["maximize"] else 1.0
+        local = [local_part(p) for p in params]
+        # new tensors, so modifiable: the gradients with the sign of the step
+        grads = list(torch._foreach_mul([local_part(cast("Tensor", p.grad)) for p in params], sign))
         if wd:
             if nesterov:
                 bufs = [local_part(self.optimizer.state[p]["momentum_buffer"]) for p in params]
@@ -198,7 +214,7 @@ class DerivedUpdate:
         if nesterov:
             bufs = [local_part(self.optimizer.state[p]["momentum_buffer"]) for p in params]
             torch._foreach_add_(grads, bufs, alpha=momentum)
-        return [n * lr for n in _norms(grads)]
+        return list(torch._foreach_mul(_norms(grads), lr))
 
     def _adam(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:
         state = self.optimizer.state
@@ -216,8 +232,9 @@ class DerivedUpdate:
             bc2s = (1.0 - float(beta2) ** t) ** 0.5
             step_size = float(lr) / (1.0 - float(beta1) ** t)
             decay = float(lr) * wd
-            if all(local_part(p).device.type == "cpu" for p in chunk):
-                for p in chunk:
+            large = [p for p in chunk if _chunked(local_part(p))]
+            if large:
+                for p in large:
                     m, v = local_part(state[p]["exp_avg"]), local_part(state[p][second])
                     lp = local_part(p)
 
@@ -239,7 +256,9 @@ class DerivedUpdate:
 
                     scale = 1.0 / (1.0 - decay) if decoupled else step_size
                     norms_of[id(p)] = _chunked_norm(lp, part) * scale
-                continue
+                chunk = [p for p in chunk if id(p) not in norms_of]
+                if not chunk:
+                    continue
             exp_avg = [local_part(state[p]["exp_avg"]) for p in chunk]
             denom = torch._foreach_sqrt([local_part(state[p][second]) for p in chunk])
             torch._foreach_div_(denom, bc2s)
@@ -251,13 +270,18 @@ class DerivedUpdate:
                 scale = 1.0 / (1.0 - decay)
             else:
                 scale = step_size
-            for p, n in zip(chunk, _norms(update), strict=True):
-                norms_of[id(p)] = n * scale
+            for p, n in zip(chunk, torch._foreach_mul(_norms(update), scale), strict=True):
+                norms_of[id(p)] = n
         return [norms_of[id(p)] for p in params]
 
 
 _CHUNK = 1 << 18
 """Elements per chunk on the CPU: the temporaries stay in cache, and none is larger."""
+
+
+def _chunked(t: Tensor) -> bool:
+    """Whether ``t`` is measured chunk by chunk: a large CPU tensor (else: foreach)."""
+    return t.device.type == "cpu" and t.numel() >= _CHUNK
 
 
 def _flat(t: Tensor) -> Tensor:

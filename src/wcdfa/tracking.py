@@ -21,6 +21,7 @@ bf16/fp16 differences and their squares are formed in float32.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -455,7 +456,11 @@ class _CpuKernel(_Kernel):
         return sum(b.numel() * b.element_size() for b in self.slots.values())
 
 
+@functools.cache
 def _dtensor_type() -> type | None:
+    """Return the DTensor class, looked up once (None where torch.distributed lacks it)."""
+    if not torch.distributed.is_available():
+        return None
     module = first_module("torch.distributed.tensor", "torch.distributed._tensor")
     dtensor: type | None = None if module is None else module.DTensor
     return dtensor
@@ -463,7 +468,7 @@ def _dtensor_type() -> type | None:
 
 def local_part(p: Tensor) -> Tensor:
     """Return this rank's part of ``p``: a DTensor's local shard, else ``p`` itself."""
-    dtensor = _dtensor_type() if torch.distributed.is_available() else None
+    dtensor = _dtensor_type()
     if dtensor is not None and isinstance(p, dtensor):
         local: Tensor = p.to_local()  # type: ignore[attr-defined]
         return local
@@ -472,7 +477,7 @@ def local_part(p: Tensor) -> Tensor:
 
 def reduce_key(p: Tensor) -> tuple[Any, ...]:
     """Process groups over which ``p``'s squared norm must be summed (sharded dims)."""
-    dtensor = _dtensor_type() if torch.distributed.is_available() else None
+    dtensor = _dtensor_type()
     if dtensor is None or not isinstance(p, dtensor):
         return ()
     mesh: Any = p.device_mesh  # type: ignore[attr-defined]
