@@ -44,8 +44,8 @@ def train(model, rank, world, out, mode):
     opt = torch.optim.SGD(
         model.parameters(), lr=0.05, momentum=0.5, nesterov=True, weight_decay=0.01
     )
-    monitor = WeightChangeDFA(window=50, stride=5)
     derived = mode.endswith("derived")
+    monitor = WeightChangeDFA(window=50, stride=5, method="optimizer" if derived else "auto")
     if derived:  # no snapshot: from the optimizer's (sharded) state
         monitor.attach(opt)
     else:

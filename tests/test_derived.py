@@ -116,7 +116,7 @@ def test_derived_per_group_norms_and_lr_normalisation_match_the_snapshot():
     )
     kw = {"window": 60, "stride": 30, "groups": "module", "normalize": "lr"}
     snap = WeightChangeDFA(**kw, method="snapshot")
-    der = WeightChangeDFA(**kw)
+    der = WeightChangeDFA(**kw, method="optimizer")
     snap.attach(opt, model=model)
     der.attach(opt, model=model)
     gen = torch.Generator().manual_seed(3)
@@ -135,7 +135,7 @@ def test_step_skipped_by_grad_scaler_records_nothing_with_derived_norms():
     model = nn.Linear(4, 1)
     opt = Adam(model.parameters(), lr=1e-2)
     scaler = torch.amp.GradScaler("cpu")
-    m = WeightChangeDFA(window=50)
+    m = WeightChangeDFA(window=50, method="optimizer")
     m.attach(opt)
     for step in range(4):
         opt.zero_grad()
@@ -146,3 +146,23 @@ def test_step_skipped_by_grad_scaler_records_nothing_with_derived_norms():
         scaler.update()
     assert m.step_count == 3
     assert m.method_in_use == "optimizer-state"
+
+
+def test_auto_picks_the_faster_snapshot_on_the_cpu_while_it_fits(monkeypatch):
+    import wcdfa.measure
+
+    model = nn.Sequential(nn.Linear(10, 32), nn.Tanh(), nn.Linear(32, 1))
+    m = WeightChangeDFA(window=50)
+    m.attach(Adam(model.parameters(), lr=1e-3))
+    assert m.method_in_use == "snapshot"
+    assert m.method_reason.startswith("snapshot (CPU: 2-4x faster than the derivation")
+    monkeypatch.setattr(wcdfa.measure, "AUTO_MEMORY_SHARE", 1e-12)  # as if memory were short
+    tight = WeightChangeDFA(window=50)
+    tight.attach(Adam(model.parameters(), lr=1e-3))
+    assert tight.method_in_use == "optimizer-state"
+    assert tight.snapshot_bytes == 0
+    assert "would take over" in tight.method_reason
+    explicit = WeightChangeDFA(window=50, method="optimizer")
+    explicit.attach(Adam(model.parameters(), lr=1e-3))
+    assert explicit.method_in_use == "optimizer-state"
+    assert explicit.method_reason is None  # no choice was made

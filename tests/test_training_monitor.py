@@ -95,6 +95,7 @@ def test_step_drives_custom_loops_like_attach():
     _train(a_model, opt_a, 80)
     b = TrainingMonitor(b_model, [WeightChangeDFA(window=60, stride=10)])
     opt_b = torch.optim.SGD(b_model.parameters(), lr=0.05, momentum=0.9)
+    b.start(opt_b)  # the baselines before the first step, as attach takes them
     _train(b_model, opt_b, 80, monitor=b)
     assert a["wcdfa"].history == b["wcdfa"].history
     assert a.metrics() == b.metrics()
@@ -104,6 +105,7 @@ def test_a_failing_probe_is_an_event_not_a_crash():
     model = _model()
     monitor = TrainingMonitor(model, [Recorder(every=1, fail_at=3)])
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    monitor.start(opt)
     with pytest.warns(WCDFAWarning, match=r"Probe 'rec' failed at step 3 \(LinAlgError"):
         _train(model, opt, 12, monitor=monitor)
     (failure,) = [e for e in monitor.events if e.kind == "failed"]
@@ -112,7 +114,8 @@ def test_a_failing_probe_is_an_event_not_a_crash():
     assert monitor["rec"].steps == [1, 2, *range(4, 13)]
     strict = TrainingMonitor(model, [Recorder(every=1, fail_at=2)], raise_errors=True)
     with pytest.raises(np.linalg.LinAlgError):
-        _train(model, opt, 3, monitor=strict)
+        _train(model, opt, 3, monitor=strict)  # its first step() takes the baselines
+    assert strict["rec"].steps == [1]
 
 
 def test_handlers_act_on_events_with_filters():

@@ -10,6 +10,7 @@ imported only when a model or an optimizer arrives.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from wcdfa.errors import WCDFAWarning
 if TYPE_CHECKING:
     from wcdfa.tracking import DeltaTracker
 
-__all__ = ["METHODS", "UpdateMeasurer", "check_optimizer"]
+__all__ = ["AUTO_MEMORY_SHARE", "METHODS", "UpdateMeasurer", "auto_rule", "check_optimizer"]
 
 METHODS = ("auto", "snapshot", "optimizer")
 
@@ -66,6 +67,7 @@ class UpdateMeasurer:
         self.derived: dict[Any, Any] = {}  # attached optimizers measured from their state
         self.models: dict[Any, Any] = {}  # the model of an attached optimizer (groups)
         self.hooks: dict[int, tuple[Any, Any]] = {}  # id(optimizer) -> (optimizer, handle)
+        self.auto_choice: str | None = None  # what method="auto" chose, and why
         self.group_names: list[str] | None = None
         self.group_owner: dict[int, int] | None = None
         self.group_model: int | None = None
@@ -144,14 +146,17 @@ class UpdateMeasurer:
         from wcdfa.derived import unsupported_reason  # noqa: PLC0415
 
         reason = unsupported_reason(optimizer)
-        if reason is None:
-            return True
-        warn(
-            f"‖ΔW‖ is measured with a parameter snapshot, not from the optimizer's state: "
-            f"{reason}.",
-            WCDFAWarning,
-        )
-        return False
+        if reason is not None:
+            warn(
+                f"‖ΔW‖ is measured with a parameter snapshot, not from the optimizer's state: "
+                f"{reason}.",
+                WCDFAWarning,
+            )
+            return False
+        if self.method == "auto":
+            self.auto_choice = auto_rule(optimizer)
+            return self.auto_choice.startswith("optimizer-state")
+        return True
 
     # ------------------------------------------------------------ measuring
     def measure_model(self, model: Any, optimizer: Any) -> None:
@@ -286,6 +291,42 @@ class UpdateMeasurer:
             raise ValueError(msg)
         (lr,) = rates
         return lr
+
+
+AUTO_MEMORY_SHARE = 0.25
+"""``method="auto"`` keeps a CPU snapshot only while it takes at most this share of the
+memory available when the optimizer is attached."""
+
+
+def auto_rule(optimizer: Any) -> str:
+    """Return the method ``method="auto"`` uses for a supported optimizer, and why.
+
+    On accelerators: the optimizer's state (no snapshot; its kernels are
+    bandwidth-bound, like the snapshot's). On the CPU the derivation costs 2-4x the
+    snapshot (several passes with temporaries instead of three; see
+    docs/performance.md), so the snapshot is used while its copy of the trainable
+    parameters fits in :data:`AUTO_MEMORY_SHARE` of the available memory, and the
+    optimizer's state beyond.
+    """
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+    if any(p.device.type != "cpu" for p in params):
+        return "optimizer-state (accelerator: no snapshot)"
+    needed = sum(p.numel() * p.element_size() for p in params)
+    available = _available_memory()
+    if available is not None and needed > AUTO_MEMORY_SHARE * available:
+        return (
+            f"optimizer-state (CPU: a snapshot of {needed / 2**20:.0f} MiB would take over "
+            f"{AUTO_MEMORY_SHARE:.0%} of the {available / 2**20:.0f} MiB available)"
+        )
+    return f"snapshot (CPU: 2-4x faster than the derivation; {needed / 2**20:.1f} MiB held)"
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux, macOS), or None where unknown."""
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def check_optimizer(optimizer: Any) -> None:

@@ -89,10 +89,12 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
         Keyword-only. How an :meth:`attach`-ed optimizer's ‖ΔW‖ is measured:
         ``"optimizer"`` derives the update just applied from the parameters and the
         optimizer's state (SGD, Adam, AdamW: no snapshot, memory O(number of
-        tensors)); ``"snapshot"`` keeps a copy of the parameters; ``"auto"`` derives
-        when the optimizer and its options are supported and otherwise falls back to
-        the snapshot with a :class:`~wcdfa.errors.WCDFAWarning` saying why (so does
-        ``"optimizer"``). ``update(model)`` always uses the snapshot.
+        tensors)); ``"snapshot"`` keeps a copy of the parameters; ``"auto"`` decides
+        by :func:`wcdfa.measure.auto_rule` (the faster snapshot on the CPU while it
+        fits in a quarter of the available memory, else the derivation) and says why
+        in ``method_reason``. An unsupported optimizer or option falls back to the
+        snapshot with a :class:`~wcdfa.errors.WCDFAWarning` saying why.
+        ``update(model)`` always uses the snapshot.
     confirm : int, default 1
         Keyword-only. A ``regime_change`` event (:attr:`events`, and a
         :class:`~wcdfa.TrainingMonitor`'s handlers) fires once a new regime holds for

@@ -138,6 +138,11 @@ class MonitorReadings:
         return self.measurer.snapshot_bytes
 
     @property
+    def method_reason(self) -> str | None:
+        """Why ``method="auto"`` chose the method in use (see ``wcdfa.measure.auto_rule``)."""
+        return self.measurer.auto_choice
+
+    @property
     def method_in_use(self) -> str | None:
         """``"optimizer-state"``, ``"snapshot"``, both joined by ``+``, or ``None``."""
         return self.measurer.method_in_use

@@ -120,7 +120,7 @@ class TrainingMonitor:
         torch.utils.hooks.RemovableHandle
         """
         check_optimizer(optimizer)
-        self._start(optimizer)
+        self.start(optimizer)
 
         def hook(opt: Any, args: Any, kwargs: Any) -> None:
             self.step(optimizer=opt)
@@ -135,24 +135,30 @@ class TrainingMonitor:
             handle.remove()
         self._hooks.clear()
 
+    def start(self, optimizer: Any = None) -> None:
+        """Let the probes take their baselines now, before the first step.
+
+        :meth:`attach` does it; in a custom loop call it before training. Otherwise
+        the first :meth:`step` takes the baselines and measures nothing.
+        """
+        self._started = True
+        context = ProbeContext(step=self._step, model=self.model, optimizer=optimizer)
+        for probe in self.probes:
+            self._run(probe, "start", context)
+
     def step(self, optimizer: Any = None) -> None:
         """Count one optimizer step and run the probes that are due (custom loops).
 
         Call it after ``optimizer.step()`` when the monitor is not attached.
         """
         if not self._started:
-            self._start(optimizer)
+            self.start(optimizer)  # the baselines: nothing to compare with yet
+            return
         self._step += 1
         context = ProbeContext(step=self._step, model=self.model, optimizer=optimizer)
         for probe in self.probes:
             if self._step % probe.every == 0:
                 self._run(probe, "measure", context)
-
-    def _start(self, optimizer: Any) -> None:
-        self._started = True
-        context = ProbeContext(step=self._step, model=self.model, optimizer=optimizer)
-        for probe in self.probes:
-            self._run(probe, "start", context)
 
     def _run(self, probe: Probe, method: str, context: ProbeContext) -> None:
         try:
