@@ -63,6 +63,13 @@ class OutputScaleProbe:
         self.events = [Event(**e) for e in state["events"]]
         self.history = history
 
+    def plot(self, ax: Any, show: bool = False) -> None:
+        """Draw the readings into ``ax`` (TrainingMonitor.plot gives it a panel)."""
+        steps = [s for s, _ in self.history]
+        ax.plot(steps, [v for _, v in self.history], ".-")
+        ax.set_ylabel("median ‖f(x)‖")
+        ax.set_xlabel("step")
+
     def __str__(self) -> str:
         if not self.history:
             return f"{self.name}: no reading yet"

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from wcdfa import RollingWeightChangeDFA, WeightChangeDFA, compute_dfa
+from wcdfa import RollingWeightChangeDFA, WeightChangeDFA, compute_dfa, dfa
 from wcdfa.errors import (
     DivergenceError,
     DivergenceWarning,
@@ -422,3 +422,27 @@ def test_a_million_updates_keep_memory_bounded():
     # 180 more alphas and their steps at 8 bytes each; everything else is fixed-size
     # (the ring buffer is allocated once). 64 KiB covers interpreter noise.
     assert grown < 180 * 16 + 64 * 1024
+
+
+def test_settings_are_declared_once_frozen_and_saved_with_the_box_settings():
+    import dataclasses
+
+    rng = np.random.default_rng(7)
+    values = np.abs(rng.standard_normal(200)) + 0.5
+    m = WeightChangeDFA(window=200, min_box=8, num_scales=10, order=2)
+    for v in values:
+        m.update(v)
+    expected = dfa(values, min_box=8, num_scales=10, order=2)
+    assert m.alpha == expected.alpha
+    assert m.alpha_ci == (expected.ci_low, expected.ci_high)  # the same box settings
+    assert (m.window, m.stride, m.order, m.min_box) == (200, 40, 2, 8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.settings.window = 100
+    state = m.state_dict()
+    assert state["settings"]["min_box"] == 8
+    assert state["settings"] == m.settings.as_state()
+    other = WeightChangeDFA(window=200, min_box=6, num_scales=10, order=2)
+    with pytest.raises(ValueError, match=r"other settings.*'min_box': \(8, 6\)"):
+        other.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"`min_box` must be an integer >= 4.*3"):
+        WeightChangeDFA(min_box=3, order=2)

@@ -236,3 +236,21 @@ def test_sinks_take_the_whole_monitor(tmp_path):
         warnings.simplefilter("error")
         str(monitor)
     assert "α = " in str(monitor)
+
+
+def test_the_monitor_plots_one_panel_per_probe(tmp_path):
+    pytest.importorskip("matplotlib")
+    model = _model()
+    monitor = TrainingMonitor(
+        model, [WeightChangeDFA(window=50, stride=10), OutputScaleProbe(torch.randn(32, 6), 10)]
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    monitor.attach(opt)
+    _train(model, opt, 80)
+    _, axes = monitor.plot(save_path=tmp_path / "p" / "all.png", show=False)
+    assert len(axes) == 2
+    assert axes[0].get_ylabel() == "weight-change DFA α"
+    assert axes[1].get_ylabel() == "median ‖f(x)‖"
+    assert (tmp_path / "p" / "all.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="has a plot"):
+        TrainingMonitor(model, [Recorder()]).plot(show=False)

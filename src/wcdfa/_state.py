@@ -17,7 +17,7 @@ __all__ = ["STATE_FORMAT", "ParsedState", "parse_state"]
 
 STATE_FORMAT = "wcdfa.monitor/2"
 READABLE_FORMATS = ("wcdfa.monitor/1", STATE_FORMAT)
-_OLDER_DEFAULTS = {"confirm": 1}
+_OLDER_DEFAULTS = {"confirm": 1, "max_box": None, "num_scales": 20}
 """Settings that states saved by earlier versions lack, with the value they implied."""
 _REGIMES = (None, "ordered", "critical", "disordered")
 _MAX_STEP = 2**62
@@ -104,7 +104,10 @@ def parse_state(state: Any, settings: dict[str, Any], window: int) -> ParsedStat
     saved = _field(state, "settings")
     if not isinstance(saved, Mapping):
         _reject("settings", "a dict", saved)
-    saved = {**_OLDER_DEFAULTS, **saved}  # settings added since a state was saved
+    order = saved.get("order", 1)
+    min_box = max(4, order + 2) if isinstance(order, int) else 4
+    # settings added since a state was saved take the value they implied then
+    saved = {**_OLDER_DEFAULTS, "min_box": min_box, **saved}
     if dict(saved) != settings:
         diff = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
         msg = f"Argument `state` was saved by a monitor with other settings (saved, here): {diff}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import array
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +15,9 @@ from wcdfa.errors import DFAFailedWarning, NearConstantWarning
 from wcdfa.fluctuation import constant_reason
 from wcdfa.probes.base import Event
 
+if TYPE_CHECKING:
+    from wcdfa.settings import MonitorSettings
+
 __all__ = ["AlphaTrack"]
 
 
@@ -24,17 +27,8 @@ class AlphaTrack:
     ``events`` is the list the regime changes are appended to (the monitor's).
     """
 
-    def __init__(
-        self,
-        order: int,
-        aggregate: str,
-        ci: float | None,
-        thresholds: tuple[float, float],
-        confirm: int,
-        name: str,
-    ) -> None:
-        self.order, self.aggregate, self.ci = order, aggregate, ci
-        self.thresholds, self.confirm, self.name = thresholds, confirm, name
+    def __init__(self, settings: MonitorSettings, name: str) -> None:
+        self.settings, self.name = settings, name
         self.reset()
 
     def reset(self) -> None:
@@ -50,8 +44,9 @@ class AlphaTrack:
     @property
     def result(self) -> DFAResult | None:
         """The fit behind the latest α, its interval computed on first access."""
-        if self.fit is not None and self.ci is not None and self.fit.level is None:
-            self.fit = with_interval(self.fit, self.ci)
+        ci = self.settings.ci
+        if self.fit is not None and ci is not None and self.fit.level is None:
+            self.fit = with_interval(self.fit, ci)
         return self.fit
 
     def recompute(
@@ -72,7 +67,7 @@ class AlphaTrack:
             )
             return None
         try:
-            fit = dfa(signal, order=self.order, aggregate=self.aggregate, ci=None)
+            fit = self._dfa(signal)
         except ValueError as exc:
             warn(f"DFA computation failed: {exc}", DFAFailedWarning)
             return None
@@ -89,16 +84,20 @@ class AlphaTrack:
         if not np.all(np.isfinite(column)) or constant_reason(column) is not None:
             return None
         try:
-            return dfa(column, order=self.order, aggregate=self.aggregate, ci=None).alpha
+            return self._dfa(column).alpha
         except ValueError:
             return None  # no α for this group in this window
 
+    def _dfa(self, signal: NDArray[np.float64]) -> DFAResult:
+        s = self.settings
+        return dfa(signal, order=s.order, aggregate=s.aggregate, ci=None, **s.boxes)
+
     def _regime_events(self, alpha: float, step: int, events: list[Event]) -> None:
         """Fire ``regime_change`` once a new regime holds for ``confirm`` recomputations."""
-        regime = _regime.classify(alpha, self.thresholds)
+        regime = _regime.classify(alpha, self.settings.thresholds)
         confirmed, candidate, count = self.regime_run
         count = count + 1 if regime == candidate else 1
-        if count >= self.confirm and regime != confirmed:
+        if count >= self.settings.confirm and regime != confirmed:
             details = {"from": confirmed, "to": regime, "alpha": alpha}
             events.append(Event(step, self.name, "regime_change", details))
             confirmed = regime

@@ -10,24 +10,18 @@ from numpy.typing import NDArray
 
 from wcdfa import regime as _regime
 from wcdfa._checks import (
-    NONFINITE_MODES,
-    NORMALIZE_MODES,
-    SNAPSHOT_MODES,
-    check_choice,
-    check_int,
-    check_sample,
     size_one_float,
     to_float,
 )
 from wcdfa._state import STATE_FORMAT, parse_state
 from wcdfa.alphas import AlphaTrack
-from wcdfa.analysis import check_options
 from wcdfa.errors import MisuseWarning
-from wcdfa.measure import METHODS, UpdateMeasurer, check_optimizer
+from wcdfa.measure import UpdateMeasurer, check_optimizer
 from wcdfa.probes.base import ProbeContext
 from wcdfa.readings import MonitorReadings
 from wcdfa.recorder import SeriesRecorder
 from wcdfa.report import MonitorOutput
+from wcdfa.settings import MonitorSettings
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -95,6 +89,10 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
         in ``method_reason``. An unsupported optimizer or option falls back to the
         snapshot with a :class:`~wcdfa.errors.WCDFAWarning` saying why.
         ``update(model)`` always uses the snapshot.
+    min_box, max_box, num_scales : int, optional
+        Keyword-only. The box sizes of the DFA, as :func:`wcdfa.dfa` takes them
+        (defaults: ``max(4, order + 2)``, ``window // 4``, 20). The interval uses the
+        shipped belt for the defaults and the bootstrap otherwise.
     confirm : int, default 1
         Keyword-only. A ``regime_change`` event (:attr:`events`, and a
         :class:`~wcdfa.TrainingMonitor`'s handlers) fires once a new regime holds for
@@ -150,20 +148,16 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
         sample: float | None = None,
         method: str = "auto",
         confirm: int = 1,
+        min_box: int | None = None,
+        max_box: int | None = None,
+        num_scales: int = 20,
     ) -> None:
-        self.window = check_int("window", window, 50)
-        self.stride = max(1, self.window // 5) if stride is None else check_int("stride", stride, 1)
-        self.confirm = check_int("confirm", confirm, 1)
-        self.ordered_threshold, self.disordered_threshold = _regime.check_thresholds(thresholds)
-        self.snapshot = check_choice("snapshot", snapshot, SNAPSHOT_MODES)
-        self.sample = check_sample(sample)
-        self.method = check_choice("method", method, METHODS)
-        self.order, self.aggregate, self.ci = check_options(order, aggregate, ci)
-        if normalize is not None:
-            check_choice("normalize", normalize, NORMALIZE_MODES)
-        self.normalize = normalize
-        self.keep_norms = bool(keep_norms)
-        self.on_nonfinite = check_choice("on_nonfinite", on_nonfinite, NONFINITE_MODES)
+        self.settings = MonitorSettings(
+            window=window, stride=stride, thresholds=thresholds, order=order,
+            aggregate=aggregate, ci=ci, normalize=normalize, keep_norms=keep_norms,
+            on_nonfinite=on_nonfinite, sample=sample, method=method, confirm=confirm,
+            min_box=min_box, max_box=max_box, num_scales=num_scales, snapshot=snapshot,
+        )  # fmt: skip
         if groups is not None and groups != "module" and not hasattr(groups, "items"):
             msg = (
                 "Argument `groups` must be None, 'module' or a mapping name -> parameters, "
@@ -174,14 +168,12 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
         self.recorder = SeriesRecorder(
             self.window, self.stride, self.on_nonfinite, self.keep_norms, self.name
         )
-        self.track = AlphaTrack(
-            self.order, self.aggregate, self.ci, self.thresholds, self.confirm, self.name
-        )
+        self.track = AlphaTrack(self.settings, self.name)
         self.measurer = UpdateMeasurer(
             snapshot=self.snapshot,
             sample=self.sample,
             method=self.method,
-            normalize=normalize,
+            normalize=self.normalize,
             groups=groups,
             record=self._record_tensor,
             skip=self._skip,
@@ -203,7 +195,7 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
     @property
     def thresholds(self) -> tuple[float, float]:
         """``(ordered, disordered)`` regime boundaries."""
-        return self.ordered_threshold, self.disordered_threshold
+        return self.settings.thresholds
 
     @property
     def alpha(self) -> float | None:
@@ -284,7 +276,11 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
                 f"int, numpy scalar, size-1 array or tensor), but got {type(value).__name__}"
             )
             raise TypeError(msg)
-        lr = self.measurer.single_learning_rate(optimizer) if self.normalize == "lr" else None
+        lr = (
+            self.measurer.single_learning_rate(optimizer)
+            if self.settings.normalize == "lr"
+            else None
+        )
         if lr == 0.0:
             self._skip()
         elif isinstance(norm, float):
@@ -372,7 +368,7 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
         The same step on every rank, so a rank never leaves the loop alone.
         """
         self.recorder.flush()
-        if self.recorder.series.filled >= self.window:
+        if self.recorder.series.filled >= self.settings.window:
             self._recompute()
         self.recorder.raise_if_due()
 
@@ -473,21 +469,25 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
         self.recorder.flush()
         self.measurer.reset()
 
+    def __getattr__(self, name: str) -> Any:
+        """Read a setting (``window``, ``stride``, ``order``, ...) from :attr:`settings`."""
+        if name != "settings" and name in MonitorSettings.__dataclass_fields__:
+            return getattr(self.settings, name)
+        msg = f"{type(self).__name__!r} object has no attribute {name!r}"
+        raise AttributeError(msg)
+
+    @property
+    def ordered_threshold(self) -> float:
+        """α above this is *ordered*."""
+        return float(self.settings.thresholds[0])
+
+    @property
+    def disordered_threshold(self) -> float:
+        """α below this is *disordered*."""
+        return float(self.settings.thresholds[1])
+
     def _settings(self) -> dict[str, Any]:
-        return {
-            "window": self.window,
-            "stride": self.stride,
-            "thresholds": list(self.thresholds),
-            "order": self.order,
-            "aggregate": self.aggregate,
-            "ci": self.ci,
-            "normalize": self.normalize,
-            "keep_norms": self.keep_norms,
-            "on_nonfinite": self.on_nonfinite,
-            "sample": self.sample,
-            "method": self.method,
-            "confirm": self.confirm,
-        }
+        return self.settings.as_state()
 
     def _validate_extra(self, state: dict[str, Any]) -> None:
         """Validate subclass state (nothing here); raise before anything changes."""

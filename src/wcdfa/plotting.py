@@ -163,6 +163,20 @@ def _finish(fig: Any, save_path: Any, show: bool) -> Figure:
     return out
 
 
+def plot_panels(
+    draws: list[Any], *, save_path: Any = None, show: bool = True
+) -> tuple[Figure, list[Axes]]:
+    """One panel per ``draw(ax)`` callable, stacked on a shared x axis.
+
+    Returns ``(fig, axes)``; saves and shows like the other plots.
+    """
+    fig = _figure(show, (10.0, 2.8 * max(1, len(draws))))
+    axes = list(fig.subplots(len(draws), 1, sharex=True, squeeze=False)[:, 0])
+    for draw, ax in zip(draws, axes, strict=True):
+        draw(ax)
+    return _finish(fig, save_path, show), axes
+
+
 def _interactive_backend() -> bool:
     matplotlib = require("matplotlib")
     backends = require("matplotlib.backends")

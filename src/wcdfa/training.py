@@ -282,6 +282,25 @@ class TrainingMonitor:
         ]
         return write_rows(path, rows, fields=["step", "probe", "kind", "detail"])
 
+    def plot(self, save_path: Any = None, show: bool = True) -> tuple[Any, list[Any]]:
+        """One panel per probe that can draw itself (a ``plot(ax=...)`` method).
+
+        Returns ``(fig, axes)``; ``save_path`` and ``show`` as the monitors' plots.
+
+        Raises
+        ------
+        ValueError
+            If no probe can plot.
+        """
+        from wcdfa.plotting import plot_panels  # noqa: PLC0415 - matplotlib is optional
+
+        drawable = [p for p in self.probes if callable(getattr(p, "plot", None))]
+        if not drawable:
+            msg = f"No probe of {[p.name for p in self.probes]} has a plot(ax=...) method"
+            raise ValueError(msg)
+        draws = [lambda ax, p=probe: p.plot(ax=ax, show=False) for probe in drawable]
+        return plot_panels(draws, save_path=save_path, show=show)
+
     def __str__(self) -> str:
         lines = [f"TrainingMonitor at step {self._step}: {len(self.events)} event(s)"]
         for probe in self.probes:
