@@ -254,3 +254,27 @@ def test_the_monitor_plots_one_panel_per_probe(tmp_path):
     assert (tmp_path / "p" / "all.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="has a plot"):
         TrainingMonitor(model, [Recorder()]).plot(show=False)
+
+
+def test_wandb_gets_every_probes_metrics(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    from wandb_reader import history_rows
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    model = _model()
+    monitor = TrainingMonitor(model, [WeightChangeDFA(window=50, stride=10), Recorder()])
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    monitor.attach(opt)
+    _train(model, opt, 60)
+    run = wandb.init(project="wcdfa-test", dir=str(tmp_path))
+    try:
+        monitor.log_wandb()
+    finally:
+        run.finish()
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    (row,) = history_rows(run_dir)
+    assert row["_step"] == 60
+    assert row["wcdfa/alpha"] == monitor["wcdfa"].alpha
+    assert row["wcdfa/regime"] == monitor["wcdfa"].regime_code()
+    assert row["rec/count"] == 12.0
