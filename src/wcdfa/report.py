@@ -271,7 +271,7 @@ class MonitorOutput:
         *,
         ax: Any = None,
     ) -> Figure:
-        """Plot α over the steps with the regime bands, and the window's ‖ΔW‖ below.
+        """Plot α with the regime bands, and the ‖ΔW‖ below (what :meth:`plot_series` gives).
 
         Parameters
         ----------
@@ -291,18 +291,28 @@ class MonitorOutput:
         """
         from wcdfa.plotting import plot_alpha  # noqa: PLC0415 - matplotlib is optional
 
-        norm_steps, norms = self.get_norm_record()
+        x, alphas, norm_steps, norms, xlabel = self.plot_series()
         return plot_alpha(
-            np.array(self.history_steps, dtype=np.int64),
-            np.array(self.history, dtype=float),
+            x,
+            alphas,
             self.thresholds,
             norms=norms,
             norm_steps=norm_steps,
+            xlabel=xlabel,
             title=title,
             ax=ax,
             save_path=save_path,
             show=show,
         )
+
+    def plot_series(self) -> tuple[NDArray[Any], NDArray[np.float64], Any, Any, str]:
+        """Return what :meth:`plot` draws: ``(x, alphas, norm_steps, norms, xlabel)``.
+
+        α at the steps it was computed, and every known ‖ΔW‖ at its step.
+        """
+        norm_steps, norms = self.get_norm_record()
+        steps = np.array(self.history_steps, dtype=np.int64)
+        return steps, np.array(self.history, dtype=float), norm_steps, norms, "step"
 
     def plot_fluctuations(
         self, save_path: Any = None, show: bool = True, *, ax: Any = None

@@ -13,7 +13,7 @@ from wcdfa._checks import check_int
 from wcdfa.monitor import WeightChangeDFA
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 __all__ = ["RollingWeightChangeDFA"]
 
@@ -111,46 +111,10 @@ class RollingWeightChangeDFA(WeightChangeDFA):
             "epochs_disordered": regimes.count(self.DISORDERED),
         }
 
-    def plot(
-        self,
-        title: str = "Weight-change DFA",
-        save_path: Any = None,
-        show: bool = True,
-        *,
-        ax: Any = None,
-    ) -> Figure:
-        """Plot α over epochs with the regime bands, and the window's ‖ΔW‖ below.
-
-        Parameters
-        ----------
-        title : str, default "Weight-change DFA"
-            Figure title.
-        save_path : str or path-like, optional
-            Also save the figure there (format from the suffix).
-        show : bool, default True
-            Show the figure when matplotlib has an interactive backend; with a
-            non-interactive backend (scripts, CI) nothing is shown and nothing blocks.
-        ax : matplotlib.axes.Axes, optional
-            Keyword-only. Draw the α panel into this axes (no ‖ΔW‖ panel).
-
-        Returns
-        -------
-        matplotlib.figure.Figure
-        """
-        from wcdfa.plotting import plot_alpha  # noqa: PLC0415
-
+    def plot_series(self) -> tuple[NDArray[Any], NDArray[np.float64], Any, Any, str]:
+        """Return what :meth:`plot` draws: α per epoch, and the window's ‖ΔW‖ below."""
         epochs, alphas = self.epoch_history
-        return plot_alpha(
-            epochs,
-            alphas,
-            self.thresholds,
-            norms=self.get_signal(),
-            xlabel="epoch",
-            title=title,
-            ax=ax,
-            save_path=save_path,
-            show=show,
-        )
+        return epochs, alphas, None, self.get_signal(), "epoch"
 
 
 def _parse_epochs(state: dict[str, Any]) -> tuple[list[int], list[float | None]]:
