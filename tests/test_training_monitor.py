@@ -272,6 +272,7 @@ def test_wandb_gets_every_probes_metrics(tmp_path, monkeypatch):
         monitor.log_wandb()
     finally:
         run.finish()
+        wandb.teardown()  # the service has written everything to the run's file
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     (row,) = history_rows(run_dir)
     assert row["_step"] == 60
