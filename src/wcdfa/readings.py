@@ -130,7 +130,7 @@ class MonitorReadings:
     @property
     def events(self) -> list[Event]:
         """Regime changes (confirmed over ``confirm`` recomputations) and divergence."""
-        return sorted(self.recorder.events, key=lambda e: e.step)
+        return list(self.recorder.events)  # in the order found (a host picks up new ones)
 
     @property
     def snapshot_bytes(self) -> int:
