@@ -16,6 +16,9 @@ Peers, all on the same box sizes as wcdfa's defaults unless said otherwise:
 - MFDFA:   MFDFA.MFDFA(x, lag=scales, q=2, order=1) + fit;
 - antropy: antropy.detrended_fluctuation(x), numba, with its own lighter scales.
 
+Then, per layout of ``dfa(x, boxes=...)``, its time over the "both" layout's (same
+scales; below 1 is faster), each checked against the default's scales.
+
 Missing peers are reported as such. The last column is |alpha - alpha_oracle| of wcdfa
 (the oracle is the loop, or its LAPACK-batched twin above 10^5).
 """
@@ -34,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from peers import peer_estimators
 
 from oracle import dfa_loop, dfa_lstsq
-from wcdfa import compute_dfa
+from wcdfa import compute_dfa, dfa
+from wcdfa.layouts import LAYOUTS
 
 LOOP_MAX_N = 100_000
 NOLDS_MAX_N = 100_000
@@ -90,6 +94,17 @@ def main():
         diff = abs(compute_dfa(x)[0] - oracle[0])
         print(f"{n:>8} {ours * 1e3:>10.3f} " + " ".join(cells) + f" {diff:>12.1e}")
     print("(x = peer time / wcdfa time, same run; 'skipped': would take minutes)")
+    print()
+    print(f"{'n':>8} {'both ms':>10} " + " ".join(f"{name + ' /both':>14}" for name in LAYOUTS[1:]))
+    for n in args.sizes:
+        x = np.cumsum(rng.standard_normal(n))
+        times = {
+            layout: median_time(lambda x=x, b=layout: dfa(x, boxes=b, ci=None), args.seconds)
+            for layout in LAYOUTS
+        }
+        cells = " ".join(f"{times[name] / times['both']:>13.2f}x" for name in LAYOUTS[1:])
+        print(f"{n:>8} {times['both'] * 1e3:>10.3f} {cells}")
+    print("(layout time / 'both' time, same run, same scales)")
 
 
 if __name__ == "__main__":

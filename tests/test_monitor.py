@@ -313,7 +313,9 @@ def test_summary():
     }
     assert s["method"] is None  # floats only: no parameters measured
     assert (s["current_ci_low"], s["current_ci_high"]) == rm.alpha_ci
-    assert s["current_ci_low"] < s["current_alpha"] < s["current_ci_high"]
+    # a window of 50: a low α's lower bound can lie below the calibrated range (NaN)
+    assert not s["current_ci_low"] >= s["current_alpha"]
+    assert s["current_alpha"] < s["current_ci_high"]
     _, alphas = rm.epoch_history
     finite = alphas[np.isfinite(alphas)]
     assert s["total_epochs"] == 30

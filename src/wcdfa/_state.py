@@ -17,7 +17,13 @@ __all__ = ["STATE_FORMAT", "ParsedState", "parse_state"]
 
 STATE_FORMAT = "wcdfa.monitor/2"
 READABLE_FORMATS = ("wcdfa.monitor/1", STATE_FORMAT)
-_OLDER_DEFAULTS = {"confirm": 1, "max_box": None, "num_scales": 20}
+_OLDER_DEFAULTS = {
+    "confirm": 1,
+    "max_box": None,
+    "num_scales": 20,
+    "scales": None,
+    "boxes": "both",
+}
 """Settings that states saved by earlier versions lack, with the value they implied."""
 _REGIMES = (None, "ordered", "critical", "disordered")
 _MAX_STEP = 2**62
@@ -250,5 +256,8 @@ def _check_result(result: Any, history: list[float]) -> dict[str, Any]:
         ci_low=math.nan,
         ci_high=math.nan,
         level=None,
+        in_range=True,
     )
+    if fields.get("box_sizes") is not None:
+        fields["box_sizes"] = tuple(int(v) for v in fields["box_sizes"])
     return fields

@@ -90,7 +90,7 @@ class AlphaTrack:
 
     def _dfa(self, signal: NDArray[np.float64]) -> DFAResult:
         s = self.settings
-        return dfa(signal, order=s.order, aggregate=s.aggregate, ci=None, **s.boxes)
+        return dfa(signal, order=s.order, aggregate=s.aggregate, ci=None, **s.box_options)
 
     def _regime_events(self, alpha: float, step: int, events: list[Event]) -> None:
         """Fire ``regime_change`` once a new regime holds for ``confirm`` recomputations."""

@@ -10,7 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wcdfa._checks import check_choice, check_int, check_real
-from wcdfa.fluctuation import as_signal, dfa_fit
+from wcdfa.fluctuation import as_signal, check_scales, dfa_fit
+from wcdfa.layouts import LAYOUTS
 
 __all__ = ["AGGREGATES", "DFAResult", "dfa"]
 
@@ -45,7 +46,15 @@ class DFAResult:
     aggregate : str
         ``"mean"`` (mean of per-box RMS, the 0.1.0 estimator) or ``"rms"``.
     min_box, max_box, num_scales : int, int or None, int
-        The box settings the scales came from (the interval is calibrated for them).
+        The box settings the scales came from (the interval is calibrated for them);
+        with explicit ``box_sizes``, their smallest, largest and count.
+    boxes : str
+        The box layout (``"both"``, ``"forward"``, ``"overlap"`` or ``"sliding"``).
+    box_sizes : tuple of int or None
+        The explicit box sizes asked for (``scales=`` of :func:`dfa`), else ``None``.
+    in_range : bool
+        Whether the interval could be computed within the calibrated range of α
+        (``False``: a bound lies outside it and is NaN; see :func:`dfa`).
     """
 
     alpha: float
@@ -62,12 +71,16 @@ class DFAResult:
     min_box: int = 4
     max_box: int | None = None
     num_scales: int = 20
+    boxes: str = "both"
+    box_sizes: tuple[int, ...] | None = None
+    in_range: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """Return the result as plain Python values (lists for the arrays)."""
         out = dataclasses.asdict(self)
         out["scales"] = self.scales.tolist()
         out["fluctuations"] = self.fluctuations.tolist()
+        out["box_sizes"] = None if self.box_sizes is None else list(self.box_sizes)
         return out
 
 
@@ -76,7 +89,9 @@ def dfa(
     *,
     min_box: int | None = None,
     max_box: int | None = None,
-    num_scales: int = 20,
+    num_scales: int | None = None,
+    scales: Any = None,
+    boxes: str = "both",
     order: int = 1,
     aggregate: str = "mean",
     ci: float | None = 0.95,
@@ -94,6 +109,17 @@ def dfa(
         Largest box size, default and at most ``len(signal) // 4``.
     num_scales : int, default 20
         Log-spaced box sizes before de-duplication.
+    scales : sequence of int, optional
+        Explicit box sizes instead of ``min_box``/``max_box``/``num_scales`` (giving
+        both is an error): distinct integers ``>= order + 2``, smaller than the
+        signal, in any order (they are sorted).
+    boxes : {"both", "forward", "overlap", "sliding"}, default "both"
+        Where the boxes of each size lie: non-overlapping from the start and from the
+        end (0.1.0, MFDFA, fathon ``revSeg=True``); from the start only (PhysioNet,
+        nolds ``overlap=False``, fathon ``revSeg=False``); starting every ``s // 2``
+        samples while ``start < n - s`` (nolds' default, which never lets a box end on
+        the last sample); or at every start (PhysioNet's sliding option). The table
+        in docs/validation.md says which settings reproduce which package.
     order : int, default 1
         Degree of the polynomial removed from each box (DFA-1, DFA-2, ...; at most 5).
     aggregate : {"mean", "rms"}, default "mean"
@@ -101,7 +127,9 @@ def dfa(
         regime thresholds refer to) or as the square root of the mean per-box
         residual variance (the textbook definition).
     ci : float or None, default 0.95
-        Nominal coverage of the interval for α; ``None`` skips it.
+        Nominal coverage of the interval for α; ``None`` skips it. The interval
+        always contains α̂; where a bound would lie outside the range of α the
+        calibration covers (about 0.05 to 2.45), it is NaN and ``in_range`` is false.
 
     Returns
     -------
@@ -137,10 +165,24 @@ def dfa(
     (0.72, 0.65, 0.78)
     """
     order, aggregate, ci = check_options(order, aggregate, ci)
+    boxes = check_choice("boxes", boxes, LAYOUTS)
+    box_sizes = None
+    if scales is not None:
+        if (min_box, max_box, num_scales) != (None, None, None):
+            msg = (
+                "Arguments `scales` and `min_box`/`max_box`/`num_scales` exclude each other, "
+                f"but got scales={scales!r} with min_box={min_box!r}, max_box={max_box!r}, "
+                f"num_scales={num_scales!r}"
+            )
+            raise ValueError(msg)
+        box_sizes = check_scales(scales, order)
+        min_box, max_box, num_scales = box_sizes[0], box_sizes[-1], len(box_sizes)
     if min_box is None:
         min_box = max(4, order + 2)
+    if num_scales is None:
+        num_scales = 20
     x = as_signal(signal)
-    fit = dfa_fit(x, min_box, max_box, num_scales, order, aggregate)
+    fit = dfa_fit(x, min_box, max_box, num_scales, order, aggregate, box_sizes, boxes)
     result = DFAResult(
         alpha=fit.alpha,
         intercept=fit.intercept,
@@ -153,6 +195,8 @@ def dfa(
         min_box=int(min_box),
         max_box=None if max_box is None else int(max_box),
         num_scales=int(num_scales),
+        boxes=boxes,
+        box_sizes=box_sizes,
     )
     return result if ci is None else with_interval(result, ci)
 
@@ -188,5 +232,8 @@ def with_interval(result: DFAResult, level: float) -> DFAResult:
         num_scales=result.num_scales,
         order=result.order,
         aggregate=result.aggregate,
+        scales=result.box_sizes,
+        boxes=result.boxes,
     )
-    return dataclasses.replace(result, ci_low=low, ci_high=high, level=level)
+    in_range = not (math.isnan(low) or math.isnan(high))
+    return dataclasses.replace(result, ci_low=low, ci_high=high, level=level, in_range=in_range)

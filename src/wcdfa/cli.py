@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from wcdfa import __version__
 from wcdfa.analysis import dfa
+from wcdfa.layouts import LAYOUTS
 from wcdfa.monitor import WeightChangeDFA
 from wcdfa.regime import classify
 
@@ -56,18 +57,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     analyze.add_argument(
         "--window", type=int, help="run the monitor with this window; report its last α"
     )
+    analyze.add_argument(
+        "--scales",
+        type=int,
+        nargs="+",
+        metavar="S",
+        help="explicit box sizes (default: 20 log-spaced from 4 to n/4)",
+    )
+    analyze.add_argument(
+        "--boxes", choices=LAYOUTS, default="both", help="box layout (see docs/validation.md)"
+    )
     analyze.add_argument("--plot", type=Path, metavar="OUT.png", help="save a figure there")
     analyze.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
         series, column = read_series(args.file, args.column)
-        report = _analyze(series, args.window, args.plot)
+        boxes = {"scales": args.scales, "boxes": args.boxes}
+        report = _analyze(series, args.window, args.plot, boxes)
     except (InputError, OSError, ValueError, TypeError, ImportError, MemoryError) as exc:
         sys.stderr.write(f"wcdfa: error: {exc}\n")
         return 2
     if column is not None:
         report = {"column": column, **report}
-    sys.stdout.write((json.dumps(report) if args.json else _format(report)) + "\n")
+    if args.json:  # strict JSON: a bound beyond the calibrated range is null, not NaN
+        nulls = {
+            k: None if isinstance(v, float) and math.isnan(v) else v for k, v in report.items()
+        }
+        sys.stdout.write(json.dumps(nulls) + "\n")
+    else:
+        sys.stdout.write(_format(report) + "\n")
     return 0
 
 
@@ -202,15 +220,18 @@ def _number(value: Any, path: Path, line: int, column: str | None = None) -> flo
         raise InputError(msg) from None
 
 
-def _analyze(series: NDArray[np.float64], window: int | None, plot: Path | None) -> dict[str, Any]:
+def _analyze(
+    series: NDArray[np.float64], window: int | None, plot: Path | None, boxes: dict[str, Any]
+) -> dict[str, Any]:
     if window is None:
-        result = dfa(series)
+        result = dfa(series, **boxes)
         report = {
             "n": result.n,
             "alpha": result.alpha,
             "r_squared": result.r_squared,
             "ci_low": result.ci_low,
             "ci_high": result.ci_high,
+            "in_range": result.in_range,
             "regime": classify(result.alpha),
         }
         if plot is not None:
@@ -221,7 +242,7 @@ def _analyze(series: NDArray[np.float64], window: int | None, plot: Path | None)
     if window > series.size:
         msg = f"series of {series.size} samples is shorter than the window of {window}"
         raise InputError(msg)
-    monitor = WeightChangeDFA(window=window)
+    monitor = WeightChangeDFA(window=window, **boxes)
     finite = np.isfinite(series)
     if not finite.all():
         msg = f"the series has {np.count_nonzero(~finite)} NaN or Inf values"
@@ -257,6 +278,11 @@ def _format(report: dict[str, Any]) -> str:
         head,
         f"alpha      {report['alpha']:.4f}  "
         f"95% CI [{report['ci_low']:.3f}, {report['ci_high']:.3f}]",
+        *(
+            []
+            if report.get("in_range", True)
+            else ["           (nan: that bound lies beyond the calibrated range of alpha)"]
+        ),
         f"R^2        {report['r_squared']:.4f}",
         f"regime     {report['regime']}",
     ]

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from wcdfa._checks import check_int
+from wcdfa.layouts import Plan, box_count, fluctuations, make_plan
 
 __all__ = ["compute_dfa"]
 
@@ -205,8 +206,21 @@ def constant_reason(x: NDArray[np.float64]) -> str | None:
     )
 
 
-def box_scales(n: int, min_box: Any, max_box: Any, num_scales: Any, order: int = 1) -> _Scales:
-    """Validate the box arguments and return the 0.1.0 box sizes (and layout)."""
+def box_scales(
+    n: int,
+    min_box: Any,
+    max_box: Any,
+    num_scales: Any,
+    order: int = 1,
+    scales: Any = None,
+    layout: str = "both",
+) -> _Scales:
+    """Validate the box arguments and return the box sizes (and, if short, the layout).
+
+    Without ``scales``: the 0.1.0 log-spaced sizes from ``min_box`` to ``max_box``.
+    """
+    if scales is not None:
+        return _scales_given(n, check_scales(scales, order), order, layout)
     min_box = check_int("min_box", min_box, order + 2)
     num_scales = check_int("num_scales", num_scales, 2)
     if num_scales > MAX_SCALES:
@@ -215,16 +229,35 @@ def box_scales(n: int, min_box: Any, max_box: Any, num_scales: Any, order: int =
         )
         raise ValueError(msg)
     top = n // 4 if max_box is None else min(check_int("max_box", max_box, 1), n // 4)
-    return _scales_for(n, min_box, min_box + 1 if top < min_box else top, num_scales, order)
+    return _scales_for(n, min_box, min_box + 1 if top < min_box else top, num_scales, order, layout)
+
+
+def check_scales(scales: Any, order: int) -> tuple[int, ...]:
+    """Validate explicit box sizes: distinct integers ``>= order + 2``, returned sorted."""
+    rule = f"a sequence of at least 2 distinct integers >= {order + 2}"
+    if isinstance(scales, str | bytes) or not hasattr(scales, "__iter__"):
+        msg = f"Argument `scales` must be {rule}, but got {scales!r}"
+        raise TypeError(msg)
+    values = list(scales.tolist() if hasattr(scales, "tolist") else scales)
+    out = sorted(check_int("scales", v, order + 2) for v in values)
+    if len(out) < 2 or len(set(out)) != len(out):
+        msg = f"Argument `scales` must be {rule}, but got {values!r}"
+        raise ValueError(msg)
+    if len(out) > MAX_SCALES:
+        msg = f"Argument `scales` must hold at most {MAX_SCALES} sizes, but got {len(out)}"
+        raise ValueError(msg)
+    return tuple(out)
 
 
 class _Scales(NamedTuple):
     scales: NDArray[np.int64]
-    plan: _Plan | None  # the single-gather layout, for short signals only
+    plan: Plan | None  # the single-gather layout, for short signals only
 
 
 @functools.lru_cache(maxsize=64)
-def _scales_for(n: int, min_box: int, top: int, num_scales: int, order: int) -> _Scales:
+def _scales_for(
+    n: int, min_box: int, top: int, num_scales: int, order: int, layout: str
+) -> _Scales:
     scales = np.unique(
         np.logspace(np.log10(min_box), np.log10(top), num=num_scales).astype(np.int64)
     )
@@ -236,9 +269,25 @@ def _scales_for(n: int, min_box: int, top: int, num_scales: int, order: int) -> 
             "the signal may be too short or min_box too large"
         )
         raise ValueError(msg)
+    return _with_plan(n, scales, order, layout)
+
+
+@functools.lru_cache(maxsize=64)
+def _scales_given(n: int, scales: tuple[int, ...], order: int, layout: str) -> _Scales:
+    if scales[-1] >= n:
+        msg = (
+            f"Argument `scales` must hold box sizes smaller than the signal's {n} "
+            f"samples, but got {scales[-1]}"
+        )
+        raise ValueError(msg)
+    return _with_plan(n, np.array(scales, dtype=np.int64), order, layout)
+
+
+def _with_plan(n: int, scales: NDArray[np.int64], order: int, layout: str) -> _Scales:
     scales.flags.writeable = False
-    small = int(np.sum(2 * (n // scales) * scales)) <= _GATHER_MAX_ELEMENTS
-    return _Scales(scales, _plan(n, scales, order) if small else None)
+    elements = sum(box_count(n, s, layout) * s for s in scales.tolist())
+    small = elements <= _GATHER_MAX_ELEMENTS
+    return _Scales(scales, make_plan(n, scales, order, layout) if small else None)
 
 
 def dfa_fit(
@@ -248,41 +297,47 @@ def dfa_fit(
     num_scales: Any,
     order: int = 1,
     aggregate: str = "mean",
+    scales: Any = None,
+    layout: str = "both",
 ) -> _Fit:
     """DFA of a validated signal: scales, fluctuations and the log-log fit."""
     n = x.shape[0]
-    scales, plan = box_scales(n, min_box, max_box, num_scales, order)
+    sizes, plan = box_scales(n, min_box, max_box, num_scales, order, scales, layout)
     # Power-of-two rescaling is exact: it changes no bit of the profile's digits, only
     # keeps its magnitude near 1 (no overflow at 1e300, no underflow at 1e-300).
     exponent = int(np.frexp(np.max(np.abs(x)))[1])
     xs = np.ldexp(x, -exponent)
     y = np.cumsum(xs - xs.mean())
-    fluct = _fluctuations(y, scales, plan, order, aggregate)
+    fluct = fluctuations(y, sizes, plan, order, aggregate, layout)
     # A fluctuation within rounding error of the profile is zero: a box whose profile
     # is a polynomial of the detrending order leaves a residual of a few ulps of |y|.
     keep = fluct > _RESIDUAL_ULPS * np.finfo(np.float64).eps * np.max(np.abs(y))
     if np.count_nonzero(keep) < 2:
         msg = (
             "Could not compute valid fluctuations at enough scales "
-            f"({np.count_nonzero(keep)} of {scales.size} above rounding level). "
+            f"({np.count_nonzero(keep)} of {sizes.size} above rounding level). "
             "Signal may be constant or near-constant."
         )
         raise ValueError(msg)
-    scales, fluct = scales[keep], fluct[keep]
-    alpha, intercept, r_squared = _loglog_fit(np.log10(scales), np.log10(fluct))
+    sizes, fluct = sizes[keep], fluct[keep]
+    alpha, intercept, r_squared = _loglog_fit(np.log10(sizes), np.log10(fluct))
     with np.errstate(over="ignore"):
-        fluctuations = np.ldexp(fluct, exponent)
+        rescaled = np.ldexp(fluct, exponent)
     return _Fit(
         alpha=alpha,
         intercept=intercept + exponent * float(np.log10(2.0)),
         r_squared=r_squared,
-        scales=scales,
-        fluctuations=fluctuations,
+        scales=sizes,
+        fluctuations=rescaled,
     )
 
 
 def alpha_batch(
-    x: NDArray[np.float64], scales: NDArray[np.int64], order: int = 1, aggregate: str = "mean"
+    x: NDArray[np.float64],
+    scales: NDArray[np.int64],
+    order: int = 1,
+    aggregate: str = "mean",
+    layout: str = "both",
 ) -> NDArray[np.float64]:
     """Alpha of each row of ``x`` (already validated, no zero fluctuation expected).
 
@@ -290,7 +345,7 @@ def alpha_batch(
     per-scale kernel vectorises over the rows, which beats the gather layout here.
     """
     y = np.cumsum(x - x.mean(axis=-1, keepdims=True), axis=-1)
-    log_f = np.log10(_fluctuations(y, scales, None, order, aggregate))
+    log_f = np.log10(fluctuations(y, scales, None, order, aggregate, layout))
     log_s = np.log10(scales) - np.log10(scales).mean()
     return np.asarray(log_f @ log_s / (log_s @ log_s))
 
@@ -311,120 +366,3 @@ def _loglog_fit(
     ss_tot = sum(b * b for b in yc)
     r_squared = 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
     return slope, my - slope * mx, r_squared
-
-
-@functools.lru_cache(maxsize=256)
-def _trend_basis(s: int, order: int) -> NDArray[np.float64]:
-    """Orthonormal polynomial basis of degrees 1..order on a box of s points, (s, order).
-
-    Orthogonal to the constants, whose part is removed separately as the box mean.
-    """
-    t = (np.arange(s) - (s - 1) / 2.0) / s
-    vander = np.vander(t, order + 1, increasing=True)
-    q = np.linalg.qr(vander)[0][:, 1:]
-    q.flags.writeable = False
-    return q
-
-
-def _fluctuations(
-    y: NDArray[np.float64],
-    scales: NDArray[np.int64],
-    plan: _Plan | None,
-    order: int,
-    aggregate: str,
-) -> NDArray[np.float64]:
-    """F(s) of the profile(s) ``y`` (shape (n,) or (batch, n)) at each scale."""
-    if plan is not None:
-        rss = _box_rss_gather(y, plan)  # (..., boxes)
-        sums = np.add.reduceat(
-            np.sqrt(rss * plan.inv_len) if aggregate == "mean" else rss * plan.inv_len,
-            plan.scale_start,
-            axis=-1,
-        )
-        out = sums * plan.inv_boxes
-    else:
-        out = _fluctuations_per_scale(y, scales, order, aggregate)
-    return np.asarray(out if aggregate == "mean" else np.sqrt(out))
-
-
-def _fluctuations_per_scale(
-    y: NDArray[np.float64], scales: NDArray[np.int64], order: int, aggregate: str
-) -> NDArray[np.float64]:
-    """Kernel for long signals: one vectorised pass per scale, O(n) extra memory.
-
-    Returns the mean per-box RMS residual ("mean") or the mean per-box variance
-    ("rms", square root taken by the caller), shape (..., scales).
-    """
-    n = y.shape[-1]
-    lead = y.shape[:-1]
-    out = np.empty((*lead, scales.size))
-    for i, s in enumerate(scales.tolist()):
-        m = n // s
-        basis = _trend_basis(s, order)
-        halves = [y[..., : m * s].reshape(*lead, m, s)]
-        if n % s:  # otherwise the boxes from the end are the boxes from the start
-            halves.append(y[..., n - m * s :].reshape(*lead, m, s))
-        total = np.zeros(lead)
-        for boxes in halves:
-            resid = boxes - boxes.mean(axis=-1, keepdims=True)
-            resid -= (boxes @ basis) @ basis.T
-            var = np.einsum("...ij,...ij->...i", resid, resid) / s
-            total = total + (np.sqrt(var) if aggregate == "mean" else var).sum(axis=-1)
-        out[..., i] = total / (len(halves) * m)
-    return out
-
-
-class _Plan(NamedTuple):
-    """Layout of every box of every scale laid end to end."""
-
-    pieces: tuple[slice, ...]  # slices of y that, concatenated, list all boxes
-    basis: NDArray[np.float64]  # (order, elements): trend basis value of each element
-    length: NDArray[np.intp]  # length of each box
-    box_start: NDArray[np.intp]  # first element of each box in the laid-out array
-    inv_len: NDArray[np.float64]  # 1 / box length
-    scale_start: NDArray[np.intp]  # first box of each scale
-    inv_boxes: NDArray[np.float64]  # 1 / number of boxes of each scale
-
-
-def _plan(n: int, scales: NDArray[np.int64], order: int) -> _Plan:
-    """Build (once per signal length, scale set and order) the layout of all boxes.
-
-    For a box size ``s`` with ``m = n // s`` boxes from the start and ``m`` from the
-    end, the boxes are ``y[:m*s]`` and ``y[n-m*s:]`` cut into rows of ``s``.
-    """
-    per_scale = n // scales
-    pieces: list[slice] = []
-    basis: list[NDArray[np.float64]] = []
-    for s, m in zip(scales.tolist(), per_scale.tolist(), strict=True):
-        pieces += [slice(0, m * s), slice(n - m * s, n)]
-        basis.append(np.tile(_trend_basis(s, order).T, 2 * m))
-    n_boxes = 2 * per_scale
-    length = np.repeat(scales, n_boxes).astype(np.intp)
-    plan = _Plan(
-        pieces=tuple(pieces),
-        basis=np.concatenate(basis, axis=1),
-        length=length,
-        box_start=np.cumsum(length) - length,
-        inv_len=1.0 / length,
-        scale_start=(np.cumsum(n_boxes) - n_boxes).astype(np.intp),
-        inv_boxes=1.0 / n_boxes,
-    )
-    for arr in plan[1:]:
-        arr.flags.writeable = False
-    return plan
-
-
-def _box_rss_gather(y: NDArray[np.float64], plan: _Plan) -> NDArray[np.float64]:
-    """Residual sum of squares of every box of every scale in a dozen numpy calls.
-
-    The trend of each box is removed explicitly (its mean, then its projection on the
-    orthonormal polynomial basis): never a difference of sums of squares.
-    """
-    z = np.concatenate([y[..., piece] for piece in plan.pieces], axis=-1)
-    mean = np.add.reduceat(z, plan.box_start, axis=-1) * plan.inv_len
-    coefs = [np.add.reduceat(z * q, plan.box_start, axis=-1) for q in plan.basis]
-    z -= np.repeat(mean, plan.length, axis=-1)
-    for q, c in zip(plan.basis, coefs, strict=True):
-        z -= np.repeat(c, plan.length, axis=-1) * q
-    z *= z
-    return np.asarray(np.add.reduceat(z, plan.box_start, axis=-1))

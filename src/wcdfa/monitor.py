@@ -89,10 +89,10 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
         in ``method_reason``. An unsupported optimizer or option falls back to the
         snapshot with a :class:`~wcdfa.errors.WCDFAWarning` saying why.
         ``update(model)`` always uses the snapshot.
-    min_box, max_box, num_scales : int, optional
-        Keyword-only. The box sizes of the DFA, as :func:`wcdfa.dfa` takes them
-        (defaults: ``max(4, order + 2)``, ``window // 4``, 20). The interval uses the
-        shipped belt for the defaults and the bootstrap otherwise.
+    min_box, max_box, num_scales, scales, boxes : optional
+        Keyword-only. The boxes of the DFA, as :func:`wcdfa.dfa` takes them (explicit
+        ``scales`` must be smaller than ``window``). The interval uses the shipped
+        belt for the defaults and the bootstrap otherwise.
     confirm : int, default 1
         Keyword-only. A ``regime_change`` event (:attr:`events`, and a
         :class:`~wcdfa.TrainingMonitor`'s handlers) fires once a new regime holds for
@@ -150,13 +150,16 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
         confirm: int = 1,
         min_box: int | None = None,
         max_box: int | None = None,
-        num_scales: int = 20,
+        num_scales: int | None = None,
+        scales: Any = None,
+        boxes: str = "both",
     ) -> None:
         self.settings = MonitorSettings(
             window=window, stride=stride, thresholds=thresholds, order=order,
             aggregate=aggregate, ci=ci, normalize=normalize, keep_norms=keep_norms,
             on_nonfinite=on_nonfinite, sample=sample, method=method, confirm=confirm,
-            min_box=min_box, max_box=max_box, num_scales=num_scales, snapshot=snapshot,
+            min_box=min_box, max_box=max_box, num_scales=num_scales, scales=scales,
+            boxes=boxes, snapshot=snapshot,
         )  # fmt: skip
         if groups is not None and groups != "module" and not hasattr(groups, "items"):
             msg = (

@@ -7,6 +7,7 @@ user can read.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +89,8 @@ class MonitorOutput:
         ``delta_norm`` (the latest ‖ΔW‖; ``delta_norm_per_lr`` under
         ``normalize="lr"``, since it is then ‖ΔW‖ / lr) is there once a sample exists;
         ``alpha``, ``regime`` (2 ordered, 1 critical, 0 disordered), ``r_squared`` and
-        the interval ``alpha_ci_low`` / ``alpha_ci_high`` once α exists. Reading it
+        the interval ``alpha_ci_low`` / ``alpha_ci_high`` once α exists (a bound beyond
+        the calibrated range of α is left out). Reading it
         fetches pending device norms (one transfer): call it when you log, not every
         step. It never raises for recorded data (no rank leaves the loop alone).
         """
@@ -104,8 +106,9 @@ class MonitorOutput:
             )
             out[prefix + "r_squared"] = float(self.r_squared or 0.0)
             ci = self.alpha_ci
-            if ci is not None:
-                out[prefix + "alpha_ci_low"], out[prefix + "alpha_ci_high"] = ci
+            for key, bound in zip(("alpha_ci_low", "alpha_ci_high"), ci or (), strict=True):
+                if not math.isnan(bound):  # beyond the calibrated range: not logged
+                    out[prefix + key] = bound
             for name, group_alpha in self.group_alphas.items():
                 if group_alpha is not None:
                     out[f"{prefix}alpha/{name}"] = group_alpha
@@ -163,7 +166,8 @@ class MonitorOutput:
             from wcdfa.uncertainty import confidence_interval, has_table  # noqa: PLC0415
 
             r = self.result
-            if has_table(r.min_box, r.max_box, r.num_scales, r.order, r.aggregate):
+            table = (r.min_box, r.max_box, r.num_scales, r.order, r.aggregate, r.box_sizes)
+            if has_table(*table, r.boxes, r.n):
                 low, high = confidence_interval(
                     np.array(alphas),
                     r.n,
@@ -173,6 +177,8 @@ class MonitorOutput:
                     num_scales=r.num_scales,
                     order=r.order,
                     aggregate=r.aggregate,
+                    scales=r.box_sizes,
+                    boxes=r.boxes,
                 )
                 intervals = list(zip(low.tolist(), high.tolist(), strict=True))
             else:

@@ -15,6 +15,8 @@ from wcdfa._checks import (
     check_sample,
 )
 from wcdfa.analysis import check_options
+from wcdfa.fluctuation import check_scales
+from wcdfa.layouts import LAYOUTS
 from wcdfa.measure import METHODS
 
 __all__ = ["MonitorSettings"]
@@ -46,7 +48,9 @@ class MonitorSettings:
     confirm: int = 1
     min_box: int | None = None
     max_box: int | None = None
-    num_scales: int = 20
+    num_scales: int | None = None
+    scales: tuple[int, ...] | None = None
+    boxes: str = "both"
     snapshot: str = "device"
 
     def __post_init__(self) -> None:
@@ -54,6 +58,22 @@ class MonitorSettings:
         stride = max(1, window // 5) if self.stride is None else check_int("stride", self.stride, 1)
         order, aggregate, ci = check_options(self.order, self.aggregate, self.ci)
         min_box = max(4, order + 2) if self.min_box is None else self.min_box
+        scales = None
+        if self.scales is not None:
+            if (self.min_box, self.max_box, self.num_scales) != (None, None, None):
+                msg = (
+                    "Arguments `scales` and `min_box`/`max_box`/`num_scales` exclude each "
+                    f"other, but got scales={self.scales!r} with min_box={self.min_box!r}, "
+                    f"max_box={self.max_box!r}, num_scales={self.num_scales!r}"
+                )
+                raise ValueError(msg)
+            scales = check_scales(self.scales, order)
+            if scales[-1] >= window:
+                msg = (
+                    f"Argument `scales` must hold box sizes smaller than `window` ({window}), "
+                    f"but got {scales[-1]}"
+                )
+                raise ValueError(msg)
         values = {
             "window": window,
             "stride": stride,
@@ -71,21 +91,33 @@ class MonitorSettings:
             "confirm": check_int("confirm", self.confirm, 1),
             "min_box": check_int("min_box", min_box, order + 2),
             "max_box": None if self.max_box is None else check_int("max_box", self.max_box, 1),
-            "num_scales": check_int("num_scales", self.num_scales, 2),
+            "num_scales": check_int(
+                "num_scales", 20 if self.num_scales is None else self.num_scales, 2
+            ),
+            "scales": scales,
+            "boxes": check_choice("boxes", self.boxes, LAYOUTS),
             "snapshot": check_choice("snapshot", self.snapshot, SNAPSHOT_MODES),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
     @property
-    def boxes(self) -> dict[str, Any]:
+    def box_options(self) -> dict[str, Any]:
         """The box settings, as :func:`wcdfa.dfa` takes them."""
-        return {"min_box": self.min_box, "max_box": self.max_box, "num_scales": self.num_scales}
+        if self.scales is not None:
+            return {"scales": self.scales, "boxes": self.boxes}
+        return {
+            "min_box": self.min_box,
+            "max_box": self.max_box,
+            "num_scales": self.num_scales,
+            "boxes": self.boxes,
+        }
 
     def as_state(self) -> dict[str, Any]:
         """Return the settings a state_dict saves (plain values; not where memory lives)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["thresholds"] = list(self.thresholds)
+        out["scales"] = None if self.scales is None else list(self.scales)
         for name in _NOT_SAVED:
             del out[name]
         return out

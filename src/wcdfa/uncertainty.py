@@ -14,12 +14,21 @@ spectrum 1/f^(2α−1) (all α; pink noise at α = 1). The belt is the envelope 
 families' bands, so the interval covers each family at least at its nominal level
 (measured coverage of a nominal 95 % interval: docs/validation.md).
 
-For the default box settings (min_box 4, max_box n/4, 20 scales, DFA-1, both
-aggregates) the belt ships as a table (``_calibration.npz``, made by
-``benchmarks/calibrate_ci.py``) for 50 <= n <= 10^4, interpolated in log n; above
-10^4 the band is narrowed around its median as n^(-1/2). Other settings fall back to
-a parametric bootstrap at α̂ (basic bootstrap interval, 200 series per family),
-computed on demand.
+For the default box settings (min_box 4, max_box n/4, 20 scales, boxes from both
+ends, DFA-1, both aggregates) the belt ships as a table (``_calibration.npz``, made by
+``benchmarks/calibrate_ci.py``) for 50 <= n <= 10^6, interpolated in log n: simulated
+quantiles up to n = 10^4, simulated median and spread (Gaussian quantiles, inflated
+for their sampling error) from 2·10^4 to 10^6. The spread of α̂ does *not* shrink as
+n^(-1/2): with max_box = n/4 the largest scales always rest on a handful of boxes, and
+the standard deviation falls only from ~0.02 at 10^4 to ~0.005-0.01 at 10^6. Beyond
+10^6 the band of 10^6 is kept (conservative). Other settings (explicit scales, other
+layouts, orders, box bounds) fall back to a parametric bootstrap at α̂ (basic
+bootstrap interval, 200 series per family), computed on demand.
+
+Every interval contains α̂ (where the inversion excludes it, which a biased estimator
+can cause at the edges, the interval is widened to it). Where a bound lies outside
+the calibrated range of α (0.05 to 2.45) it is NaN: the caller reports that as out of
+range instead of a band collapsed onto the grid's edge.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ __all__ = ["confidence_interval", "has_table"]
 
 TABLE_FILE = "_calibration.npz"
 DEFAULT_BOXES = (4, None, 20)
+ALPHA_RANGE = (0.05, 2.45)
+"""The exponents the belt and the bootstrap simulate."""
 
 
 def families(alpha: float) -> list[str]:
@@ -73,13 +84,16 @@ def estimates(
     num_scales: int = 20,
     order: int = 1,
     aggregate: str = "mean",
+    scales: tuple[int, ...] | None = None,
+    boxes: str = "both",
 ) -> NDArray[np.float64]:
     """DFA estimates of ``reps`` simulated series (the belt's raw material)."""
-    scales = box_scales(n, min_box, max_box, num_scales, order).scales
+    sizes = box_scales(n, min_box, max_box, num_scales, order, scales, boxes).scales
     out = []
-    for start in range(0, reps, 256):  # bounded memory for long series
-        x = simulate(family, n, alpha, min(256, reps - start), rng)
-        out.append(alpha_batch(x, scales, order, aggregate))
+    chunk = max(1, min(256, 4_000_000 // n))  # bounded memory for long series
+    for start in range(0, reps, chunk):
+        x = simulate(family, n, alpha, min(chunk, reps - start), rng)
+        out.append(alpha_batch(x, sizes, order, aggregate, boxes))
     return np.concatenate(out)
 
 
@@ -93,6 +107,8 @@ def confidence_interval(
     num_scales: int = 20,
     order: int = 1,
     aggregate: str = "mean",
+    scales: tuple[int, ...] | None = None,
+    boxes: str = "both",
 ) -> tuple[Any, Any]:
     """Interval ``(low, high)`` for the exponent behind the estimate(s) ``alpha``.
 
@@ -104,19 +120,21 @@ def confidence_interval(
         Signal length.
     level : float, default 0.95
         Nominal coverage, in (0, 1).
-    min_box, max_box, num_scales, order, aggregate
-        The settings the estimate was computed with.
+    min_box, max_box, num_scales, order, aggregate, scales, boxes
+        The settings the estimate was computed with (``scales``: explicit box sizes).
 
     Returns
     -------
     (low, high)
-        Floats, or arrays shaped like ``alpha``.
+        Floats, or arrays shaped like ``alpha``. Each interval contains its α̂; a
+        bound outside the calibrated range of α is NaN.
     """
     a = np.asarray(alpha, dtype=np.float64)
-    if has_table(min_box, max_box, num_scales, order, aggregate):
+    if has_table(min_box, max_box, num_scales, order, aggregate, scales, boxes, n):
         grid, low_q, high_q = _belt(n, level, aggregate)
-        low = np.interp(a, np.maximum.accumulate(high_q), grid)
-        high = np.interp(a, np.maximum.accumulate(low_q), grid)
+        upper, lower = np.maximum.accumulate(high_q), np.maximum.accumulate(low_q)
+        low = np.interp(a, upper, grid, left=np.nan)
+        high = np.interp(a, lower, grid, right=np.nan)
     else:
         low, high = _bootstrap(
             a,
@@ -127,7 +145,10 @@ def confidence_interval(
             num_scales=num_scales,
             order=order,
             aggregate=aggregate,
+            scales=scales,
+            boxes=boxes,
         )
+    low, high = np.minimum(low, a), np.maximum(high, a)  # NaN (out of range) stays NaN
     if a.ndim == 0:
         return float(low), float(high)
     return low, high
@@ -139,9 +160,19 @@ def has_table(
     num_scales: int = 20,
     order: int = 1,
     aggregate: str = "mean",
+    scales: tuple[int, ...] | None = None,
+    boxes: str = "both",
+    n: int | None = None,
 ) -> bool:
-    """Whether the shipped belt serves these settings (else: the slower bootstrap)."""
-    return (min_box, max_box, num_scales, order) == (*DEFAULT_BOXES, 1) and (aggregate in _table())
+    """Whether the shipped belt serves these settings (else: the slower bootstrap).
+
+    Explicit ``scales`` are served when they are the default sizes for ``n``.
+    """
+    if boxes != "both" or order != 1 or aggregate not in _table():
+        return False
+    if scales is not None:
+        return n is not None and tuple(box_scales(n, *DEFAULT_BOXES).scales.tolist()) == scales
+    return (min_box, max_box, num_scales) == DEFAULT_BOXES
 
 
 @functools.lru_cache(maxsize=1)
@@ -177,11 +208,6 @@ def _belt(
         return np.asarray((1.0 - t) * at_n[:, j] + t * at_n[:, j + 1])
 
     low, high = column((1.0 - level) / 2.0), column((1.0 + level) / 2.0)
-    if n > ns[-1]:  # beyond the table: the band narrows as n^-1/2 around its median
-        median = column(0.5)
-        shrink = np.sqrt(ns[-1] / n)
-        low = median + (low - median) * shrink
-        high = median + (high - median) * shrink
     return grid, low, high
 
 
@@ -192,7 +218,7 @@ def _bootstrap(
     low = np.empty(alpha.shape)
     high = np.empty(alpha.shape)
     for idx, a_hat in np.ndenumerate(alpha):
-        center = float(np.clip(a_hat, 0.05, 2.45))
+        center = float(np.clip(a_hat, *ALPHA_RANGE))
         rng = np.random.default_rng([n, round(center * 1e6)])
         lows, highs = [], []
         for family in families(center):
@@ -200,6 +226,7 @@ def _bootstrap(
             lo_q, hi_q = np.quantile(sims, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
             lows.append(lo_q)
             highs.append(hi_q)
-        low[idx] = 2.0 * a_hat - max(highs)
-        high[idx] = 2.0 * a_hat - min(lows)
+        # outside the simulated range of α a bound is not calibrated: NaN
+        low[idx] = 2.0 * a_hat - max(highs) if a_hat >= ALPHA_RANGE[0] else np.nan
+        high[idx] = 2.0 * a_hat - min(lows) if a_hat <= ALPHA_RANGE[1] else np.nan
     return low, high

@@ -1,0 +1,256 @@
+"""Where DFA puts its boxes, and the kernels that detrend them all at once.
+
+Four layouts, each the convention of a reference implementation (docs/validation.md):
+
+- ``"both"``: the ``n // s`` non-overlapping boxes from the start and as many from the
+  end (wcdfa 0.1.0, MFDFA, fathon with ``revSeg=True``);
+- ``"forward"``: the ``n // s`` non-overlapping boxes from the start only (PhysioNet's
+  ``dfa``, nolds with ``overlap=False``, fathon with ``revSeg=False``);
+- ``"overlap"``: boxes starting at ``0, h, 2h, ...`` with ``h = s // 2``, for every
+  start ``< n - s`` (nolds' default; like nolds, no box ends exactly at the last
+  sample);
+- ``"sliding"``: a box at every start ``0 .. n - s`` (PhysioNet's ``-s`` option).
+
+No kernel loops over boxes in Python. Residuals are formed explicitly (never as a
+difference of global sums of squares); the sliding kernel, which has ``s`` times more
+boxes than the others, works segment by segment on a locally detrended profile so that
+its sums stay as exact as the explicit residuals.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import NDArray
+
+__all__ = [
+    "LAYOUTS",
+    "Plan",
+    "box_count",
+    "box_starts",
+    "fluctuations",
+    "make_plan",
+    "trend_basis",
+]
+
+LAYOUTS = ("both", "forward", "overlap", "sliding")
+"""The box layouts :func:`wcdfa.dfa` accepts as ``boxes=``."""
+
+
+def box_starts(n: int, s: int, layout: str) -> NDArray[np.intp]:
+    """First index of every box of size ``s`` in a profile of ``n`` samples."""
+    if layout == "sliding":
+        return np.arange(n - s + 1, dtype=np.intp)
+    if layout == "overlap":
+        return np.arange(0, n - s, s // 2, dtype=np.intp)
+    m = n // s
+    forward = np.arange(m, dtype=np.intp) * s
+    if layout == "forward":
+        return forward
+    return np.concatenate([forward, forward + (n - m * s)])
+
+
+def box_count(n: int, s: int, layout: str) -> int:
+    """Count the boxes of size ``s`` (``box_starts(n, s, layout).size``, computed)."""
+    if layout == "sliding":
+        return n - s + 1
+    if layout == "overlap":
+        return max(0, -(-(n - s) // (s // 2)))
+    return (1 if layout == "forward" else 2) * (n // s)
+
+
+@functools.lru_cache(maxsize=256)
+def trend_basis(s: int, order: int, constant: bool = False) -> NDArray[np.float64]:
+    """Orthonormal polynomial basis on a box of ``s`` points, shape ``(s, order)``.
+
+    Degrees 1..order, orthogonal to the constants (whose part is removed separately
+    as the box mean); with ``constant`` the degree-0 column is included first.
+    """
+    t = (np.arange(s) - (s - 1) / 2.0) / s
+    vander = np.vander(t, order + 1, increasing=True)
+    q = np.linalg.qr(vander)[0]
+    if not constant:
+        q = q[:, 1:]
+    q = np.ascontiguousarray(q)
+    q.flags.writeable = False
+    return q
+
+
+class Plan(NamedTuple):
+    """Every box of every scale laid end to end (short signals: one gather)."""
+
+    take: NDArray[np.intp]  # positions in y of the laid-out elements
+    basis: NDArray[np.float64]  # (order, elements): trend basis value of each element
+    length: NDArray[np.intp]  # length of each box
+    box_start: NDArray[np.intp]  # first element of each box in the laid-out array
+    inv_len: NDArray[np.float64]  # 1 / box length
+    scale_start: NDArray[np.intp]  # first box of each scale
+    inv_boxes: NDArray[np.float64]  # 1 / number of boxes of each scale
+
+
+def make_plan(n: int, scales: NDArray[np.int64], order: int, layout: str) -> Plan:
+    """Lay out (once per length, scales, order and layout) all boxes of all scales."""
+    starts = [box_starts(n, s, layout) for s in scales.tolist()]
+    index = np.concatenate(
+        [
+            (st[:, None] + np.arange(s)).ravel()
+            for s, st in zip(scales.tolist(), starts, strict=True)
+        ]
+    )
+    basis = np.concatenate(
+        [
+            np.tile(trend_basis(s, order).T, st.size)
+            for s, st in zip(scales.tolist(), starts, strict=True)
+        ],
+        axis=1,
+    )
+    n_boxes = np.array([st.size for st in starts])
+    length = np.repeat(scales, n_boxes).astype(np.intp)
+    plan = Plan(
+        take=index.astype(np.intp),
+        basis=basis,
+        length=length,
+        box_start=np.cumsum(length) - length,
+        inv_len=1.0 / length,
+        scale_start=(np.cumsum(n_boxes) - n_boxes).astype(np.intp),
+        inv_boxes=1.0 / n_boxes,
+    )
+    for arr in plan:
+        arr.flags.writeable = False
+    return plan
+
+
+def fluctuations(
+    y: NDArray[np.float64],
+    scales: NDArray[np.int64],
+    plan: Plan | None,
+    order: int,
+    aggregate: str,
+    layout: str = "both",
+) -> NDArray[np.float64]:
+    """F(s) of the profile(s) ``y`` (shape (n,) or (batch, n)) at each scale."""
+    if plan is not None:
+        rss = _box_rss_gather(y, plan)  # (..., boxes)
+        per_box = rss * plan.inv_len
+        sums = np.add.reduceat(
+            np.sqrt(per_box) if aggregate == "mean" else per_box, plan.scale_start, axis=-1
+        )
+        out = sums * plan.inv_boxes
+    else:
+        out = np.empty((*y.shape[:-1], scales.size))
+        for i, s in enumerate(scales.tolist()):
+            var = _box_variances(y, s, order, layout)  # list of (..., boxes) arrays
+            total = sum((np.sqrt(v) if aggregate == "mean" else v).sum(axis=-1) for v in var)
+            out[..., i] = total / sum(v.shape[-1] for v in var)
+    return np.asarray(out if aggregate == "mean" else np.sqrt(out))
+
+
+def _box_variances(
+    y: NDArray[np.float64], s: int, order: int, layout: str
+) -> list[NDArray[np.float64]]:
+    """Residual variance of every box of size ``s``, O(n) extra memory (long signals).
+
+    Returned in parts (concatenating them would be a copy): for "both", the boxes from
+    the start, then (unless ``n % s == 0``, where they coincide) those from the end.
+    """
+    n = y.shape[-1]
+    lead = y.shape[:-1]
+    if layout == "sliding":
+        return [_sliding_variances(y, s, order)]
+    if layout == "overlap":
+        count = box_count(n, s, layout)
+        parts = [sliding_window_view(y, s, axis=-1)[..., : (count - 1) * (s // 2) + 1 : s // 2, :]]
+    else:
+        m = n // s
+        parts = [y[..., : m * s].reshape(*lead, m, s)]
+        if layout == "both" and n % s:
+            parts.append(y[..., n - m * s :].reshape(*lead, m, s))
+    basis = trend_basis(s, order)
+    out = []
+    for boxes in parts:
+        resid = boxes - boxes.mean(axis=-1, keepdims=True)
+        resid -= (boxes @ basis) @ basis.T
+        out.append(np.einsum("...ij,...ij->...i", resid, resid) / s)
+    return out
+
+
+def _sliding_variances(y: NDArray[np.float64], s: int, order: int) -> NDArray[np.float64]:
+    """Residual variance of the box at every start (the sliding layout), O(n · order).
+
+    The ``s`` boxes starting in ``[b s, (b + 1) s)`` all lie in the segment
+    ``y[b s : b s + 2 s - 1]``. Each segment is first detrended by its own polynomial
+    of the DFA order (which changes no box's residual: a box's fit absorbs any
+    polynomial of that degree), so every sum below is of local fluctuations only and
+    runs over at most ``2 s`` terms. Per box, RSS = Σ z² − Σ_j c_j² with
+    c_j = Σ_t q_j(t) z(o + t) the coefficients on the orthonormal polynomial basis of
+    a box; the c_j of all starts come from running sums of z·v^k inside the segment
+    (v the segment coordinate, |v| < 1) through the exact change of polynomial basis
+    of :func:`_moment_weights`.
+    """
+    n = y.shape[-1]
+    lead = y.shape[:-1]
+    windows = n - s + 1
+    segments = -(-windows // s)
+    span = 2 * s - 1
+    need = segments * s + s - 1
+    if need > n:  # pad (edge values: finite, of the profile's scale); boxes past the end are cut
+        y = np.pad(y, [(0, 0)] * len(lead) + [(0, need - n)], mode="edge")
+    seg = sliding_window_view(y, span, axis=-1)[..., ::s, :]  # (..., segments, span)
+    q_span = trend_basis(span, order, constant=True)
+    z = seg - (seg @ q_span) @ q_span.T
+    powers, weights = _moment_weights(s, order)  # (order + 1, span), (order + 1, order + 1, s)
+    terms = np.empty((*z.shape[:-1], order + 2, span + 1))
+    terms[..., 0] = 0.0
+    terms[..., 0, 1:] = z * z
+    terms[..., 1:, 1:] = z[..., None, :] * powers
+    np.cumsum(terms, axis=-1, out=terms)
+    sums = terms[..., s : 2 * s] - terms[..., :s]  # (..., segments, order + 2, s)
+    coef = np.einsum("jko,...ko->...jo", weights, sums[..., 1:, :])
+    rss = sums[..., 0, :] - np.einsum("...jo,...jo->...o", coef, coef)
+    rss = rss.reshape(*lead, segments * s)[..., :windows]
+    return np.asarray(np.maximum(rss, 0.0) / s)
+
+
+@functools.lru_cache(maxsize=256)
+def _moment_weights(s: int, order: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Powers v^k of the segment coordinate and the weights turning moments into c_j.
+
+    In a segment of ``2 s - 1`` points, v = (u − (s − 1)) / s. The box starting at
+    ``o`` has box coordinate τ = (t − (s − 1)/2) / s = v − d_o with
+    d_o = (o − (s − 1)/2) / s, and its orthonormal basis is q_j(τ) = Σ_i B_ij τ^i
+    (B = R⁻¹ of the QR factorisation that defines :func:`trend_basis`). Expanding
+    τ^i = Σ_k C(i, k) (−d_o)^(i−k) v^k gives c_j(o) = Σ_k W[j, k, o] Σ_box z v^k.
+    """
+    span = 2 * s - 1
+    tau = (np.arange(s) - (s - 1) / 2.0) / s
+    inv_r = np.linalg.inv(np.linalg.qr(np.vander(tau, order + 1, increasing=True))[1])
+    shift = -(np.arange(s) - (s - 1) / 2.0) / s  # −d_o for every start o
+    weights = np.zeros((order + 1, order + 1, s))
+    for j in range(order + 1):
+        for i in range(j + 1):
+            for k in range(i + 1):
+                weights[j, k] += inv_r[i, j] * math.comb(i, k) * shift ** (i - k)
+    powers = ((np.arange(span) - (s - 1)) / s) ** np.arange(order + 1)[:, None]
+    for arr in (powers, weights):
+        arr.flags.writeable = False
+    return powers, weights
+
+
+def _box_rss_gather(y: NDArray[np.float64], plan: Plan) -> NDArray[np.float64]:
+    """Residual sum of squares of every box of every scale in a dozen numpy calls.
+
+    The trend of each box is removed explicitly (its mean, then its projection on the
+    orthonormal polynomial basis): never a difference of sums of squares.
+    """
+    z = y[..., plan.take]
+    mean = np.add.reduceat(z, plan.box_start, axis=-1) * plan.inv_len
+    coefs = [np.add.reduceat(z * q, plan.box_start, axis=-1) for q in plan.basis]
+    z -= np.repeat(mean, plan.length, axis=-1)
+    for q, c in zip(plan.basis, coefs, strict=True):
+        z -= np.repeat(c, plan.length, axis=-1) * q
+    z *= z
+    return np.asarray(np.add.reduceat(z, plan.box_start, axis=-1))
