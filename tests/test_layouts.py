@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import warnings
 
+import fathon
+import MFDFA
+import nolds
 import numpy as np
 import pytest
+from fathon import fathonUtils
 
 from wcdfa import WeightChangeDFA, compute_dfa, dfa
 from wcdfa.cli import main as cli_main
 from wcdfa.layouts import LAYOUTS
 from wcdfa.synthetic import fgn
-
-nolds = pytest.importorskip("nolds")
-fathon = pytest.importorskip("fathon")
-MFDFA = pytest.importorskip("MFDFA")
-from fathon import fathonUtils  # noqa: E402
 
 SCALES = [5, 7, 11, 16, 23, 40, 97, 301]
 
