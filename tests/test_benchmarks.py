@@ -41,3 +41,10 @@ def test_bench_derived_runs():
     out = _run("bench_derived.py", "--sizes", "0.4", "--tensors", "20", "--repeats", "2")
     assert "20 tensors  adam" in out
     assert "0.4M MLP   sgd" in out
+
+
+def test_bench_spectral_runs_and_the_fits_agree():
+    out = _run("bench_spectral.py", "--sizes", "128", "--seconds", "0.05")
+    row = next(line for line in out.splitlines() if line.strip().startswith("128"))
+    assert row.split()[-1] == "True"  # the same xmin as weightwatcher
+    assert float(row.split()[-2]) < 1e-9  # |Δα|

@@ -68,19 +68,18 @@ def fit_power_law(evals: Any, threshold: float = EVALS_THRESHOLD) -> PowerLawFit
     with np.errstate(divide="ignore"):
         alphas = 1.0 + tail / (suffix - tail * logs[:-1])
     dists = np.ones(count - 1)
-    rows = max(1, _CHUNK_ELEMENTS // count)
-    j = np.arange(count)
+    rows = max(1, min(64, _CHUNK_ELEMENTS // count))  # small blocks: the triangle only
     for start in range(0, count - 1, rows):
         i = np.arange(start, min(start + rows, count - 1))
-        good = alphas[i] > 1.0
-        i = i[good]
+        i = i[alphas[i] > 1.0]
         if i.size == 0:
             continue
-        a = alphas[i][:, None]
-        ratio = data[None, :] / data[i][:, None]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            gap = np.abs(1.0 - ratio ** (1.0 - a) - (j[None, :] - i[:, None]) / tail[i][:, None])
-        gap[j[None, :] < i[:, None]] = 0.0
+        # only the eigenvalues from this block's first candidate on can be in a tail
+        j = np.arange(i[0], count)
+        offset = j[None, :] - i[:, None]  # j - i: the rank inside candidate i's tail
+        model = np.exp((1.0 - alphas[i][:, None]) * (logs[j][None, :] - logs[i][:, None]))
+        gap = np.abs(1.0 - model - offset / tail[i][:, None])
+        gap[offset < 0] = 0.0
         dists[i] = gap.max(axis=1)
     best = int(np.argmin(dists))
     alpha = float(alphas[best])
