@@ -166,21 +166,9 @@ def dfa(
     """
     order, aggregate, ci = check_options(order, aggregate, ci)
     boxes = check_choice("boxes", boxes, LAYOUTS)
-    box_sizes = None
-    if scales is not None:
-        if (min_box, max_box, num_scales) != (None, None, None):
-            msg = (
-                "Arguments `scales` and `min_box`/`max_box`/`num_scales` exclude each other, "
-                f"but got scales={scales!r} with min_box={min_box!r}, max_box={max_box!r}, "
-                f"num_scales={num_scales!r}"
-            )
-            raise ValueError(msg)
-        box_sizes = check_scales(scales, order)
-        min_box, max_box, num_scales = box_sizes[0], box_sizes[-1], len(box_sizes)
-    if min_box is None:
-        min_box = max(4, order + 2)
-    if num_scales is None:
-        num_scales = 20
+    min_box, max_box, num_scales, box_sizes = box_options(
+        min_box, max_box, num_scales, scales, order
+    )
     x = as_signal(signal)
     fit = dfa_fit(x, min_box, max_box, num_scales, order, aggregate, box_sizes, boxes)
     result = DFAResult(
@@ -214,6 +202,32 @@ def check_options(order: Any, aggregate: Any, ci: Any) -> tuple[int, str, float 
             msg = f"Argument `ci` must be a coverage strictly between 0 and 1, but got {ci}"
             raise ValueError(msg)
     return order, aggregate, ci
+
+
+def box_options(
+    min_box: Any, max_box: Any, num_scales: Any, scales: Any, order: int
+) -> tuple[int, int | None, int, tuple[int, ...] | None]:
+    """Resolve the box arguments of :func:`dfa` and the monitors (defaults filled in).
+
+    Returns ``(min_box, max_box, num_scales, box_sizes)``; with explicit ``scales``
+    the first three describe them (smallest, largest, count).
+    """
+    if scales is None:
+        return (
+            max(4, order + 2) if min_box is None else min_box,
+            max_box,
+            20 if num_scales is None else num_scales,
+            None,
+        )
+    if (min_box, max_box, num_scales) != (None, None, None):
+        msg = (
+            "Arguments `scales` and `min_box`/`max_box`/`num_scales` exclude each other, "
+            f"but got scales={scales!r} with min_box={min_box!r}, max_box={max_box!r}, "
+            f"num_scales={num_scales!r}"
+        )
+        raise ValueError(msg)
+    sizes = check_scales(scales, order)
+    return sizes[0], sizes[-1], len(sizes), sizes
 
 
 def with_interval(result: DFAResult, level: float) -> DFAResult:

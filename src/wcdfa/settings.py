@@ -14,8 +14,7 @@ from wcdfa._checks import (
     check_int,
     check_sample,
 )
-from wcdfa.analysis import check_options
-from wcdfa.fluctuation import check_scales
+from wcdfa.analysis import box_options, check_options
 from wcdfa.layouts import LAYOUTS
 from wcdfa.measure import METHODS
 
@@ -57,23 +56,15 @@ class MonitorSettings:
         window = check_int("window", self.window, 50)
         stride = max(1, window // 5) if self.stride is None else check_int("stride", self.stride, 1)
         order, aggregate, ci = check_options(self.order, self.aggregate, self.ci)
-        min_box = max(4, order + 2) if self.min_box is None else self.min_box
-        scales = None
-        if self.scales is not None:
-            if (self.min_box, self.max_box, self.num_scales) != (None, None, None):
-                msg = (
-                    "Arguments `scales` and `min_box`/`max_box`/`num_scales` exclude each "
-                    f"other, but got scales={self.scales!r} with min_box={self.min_box!r}, "
-                    f"max_box={self.max_box!r}, num_scales={self.num_scales!r}"
-                )
-                raise ValueError(msg)
-            scales = check_scales(self.scales, order)
-            if scales[-1] >= window:
-                msg = (
-                    f"Argument `scales` must hold box sizes smaller than `window` ({window}), "
-                    f"but got {scales[-1]}"
-                )
-                raise ValueError(msg)
+        min_box, max_box, num_scales, scales = box_options(
+            self.min_box, self.max_box, self.num_scales, self.scales, order
+        )
+        if scales is not None and scales[-1] >= window:
+            msg = (
+                f"Argument `scales` must hold box sizes smaller than `window` ({window}), "
+                f"but got {scales[-1]}"
+            )
+            raise ValueError(msg)
         values = {
             "window": window,
             "stride": stride,
@@ -90,10 +81,8 @@ class MonitorSettings:
             "method": check_choice("method", self.method, METHODS),
             "confirm": check_int("confirm", self.confirm, 1),
             "min_box": check_int("min_box", min_box, order + 2),
-            "max_box": None if self.max_box is None else check_int("max_box", self.max_box, 1),
-            "num_scales": check_int(
-                "num_scales", 20 if self.num_scales is None else self.num_scales, 2
-            ),
+            "max_box": None if max_box is None else check_int("max_box", max_box, 1),
+            "num_scales": check_int("num_scales", num_scales, 2),
             "scales": scales,
             "boxes": check_choice("boxes", self.boxes, LAYOUTS),
             "snapshot": check_choice("snapshot", self.snapshot, SNAPSHOT_MODES),
