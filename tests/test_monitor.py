@@ -397,6 +397,7 @@ def test_log_wandb_records_alpha_and_regime_in_a_real_offline_run(wandb_offline,
         rm.log_wandb(step=7)
     finally:
         run.finish()
+        wandb_offline.teardown()  # the service has written everything to the run's file
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     rows = history_rows(run_dir)
     assert len(rows) == 1

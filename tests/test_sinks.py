@@ -140,6 +140,7 @@ def test_log_wandb_records_all_keys_and_the_plot(tmp_path, monkeypatch):
         m.log_wandb(step=3, plot=True)
     finally:
         run.finish()
+        wandb.teardown()  # the service has written everything to the run's file
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     (row,) = history_rows(run_dir)
     assert row["wcdfa/alpha"] == m.alpha
