@@ -26,12 +26,11 @@ Missing peers are reported as such. The last column is |alpha - alpha_oracle| of
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_time
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from peers import peer_estimators
@@ -42,17 +41,6 @@ from wcdfa.layouts import LAYOUTS
 
 LOOP_MAX_N = 100_000
 NOLDS_MAX_N = 100_000
-
-
-def median_time(fn, seconds):
-    fn()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 3:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def peers():

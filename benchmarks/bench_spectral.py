@@ -10,24 +10,12 @@ over ours (above 1: wcdfa is faster); the last columns check that the fits agree
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from timing import median_time
 from weightwatcher.WW_powerlaw import WWFit
 
 from wcdfa.spectral import fit_power_law
-
-
-def median_time(fn, seconds):
-    fn()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 3:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main():
