@@ -36,11 +36,16 @@ def all_reduce(tensor: Any, group: Any, *, check: bool = False) -> None:
     """
     dist = sys.modules["torch"].distributed
     if check:
-        _join(dist, group)
+        join(group)
     dist.all_reduce(tensor, group=group)
 
 
-def _join(dist: Any, group: Any) -> None:
+def join(group: Any, what: str = "measure ‖ΔW‖ of sharded (FSDP2/DTensor) parameters") -> None:
+    """Wait until every rank of ``group`` is here (through the store), or fail clearly.
+
+    ``what`` completes the error's "waited for ranks ... to <what>".
+    """
+    dist = sys.modules["torch"].distributed
     store = dist.distributed_c10d._get_default_store()
     ranks = tuple(dist.get_process_group_ranks(group))
     count = _joins[ranks] = _joins.get(ranks, 0) + 1
@@ -51,10 +56,9 @@ def _join(dist: Any, group: Any) -> None:
         if time.monotonic() > deadline:
             msg = (
                 f"wcdfa: rank {rank()} waited {JOIN_TIMEOUT:g} s for ranks {list(ranks)} to "
-                "measure ‖ΔW‖ of sharded (FSDP2/DTensor) parameters, and not all came. "
-                "With sharded parameters every rank must measure: call "
-                "monitor.update(model), or attach(optimizer), on every rank, not under "
-                "`if rank == 0` (the sinks already log from rank 0 only)."
+                f"{what}, and not all came. Every rank must measure: call "
+                "monitor.update(model), attach(optimizer) or the probe on every rank, not "
+                "under `if rank == 0` (the sinks already log from rank 0 only)."
             )
             raise RuntimeError(msg)
         time.sleep(0.005)

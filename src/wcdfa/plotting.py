@@ -65,7 +65,7 @@ def plot_alpha(
     """
     with_norms = ax is None and norms is not None and norms.size > 0
     if ax is None:
-        new = _figure(show, (10, 6.5 if with_norms else 4))
+        new = new_figure(show, (10, 6.5 if with_norms else 4))
         if with_norms:
             # one x axis only when both panels count steps
             ax, ax_norm = new.subplots(2, 1, sharex=norm_steps is not None, height_ratios=[3, 2])
@@ -99,7 +99,7 @@ def plot_alpha(
             ax.set_xlabel(xlabel)
     else:
         ax.set_xlabel(xlabel)
-    return _finish(fig, save_path, show)
+    return finish(fig, save_path, show)
 
 
 def plot_fluctuations(
@@ -130,7 +130,7 @@ def plot_fluctuations(
     matplotlib.figure.Figure
     """
     if ax is None:
-        ax = _figure(show, (5.5, 4.5)).add_subplot()
+        ax = new_figure(show, (5.5, 4.5)).add_subplot()
     fig: Any = ax.figure
     s = result.scales.astype(np.float64)
     label = f"fit: α = {result.alpha:.3f}"
@@ -142,10 +142,11 @@ def plot_fluctuations(
     ax.set_ylabel("fluctuation F(s)")
     ax.set_title(f"{title} (R² = {result.r_squared:.3f}, n = {result.n})")
     ax.legend(fontsize=8, frameon=False)
-    return _finish(fig, save_path, show)
+    return finish(fig, save_path, show)
 
 
-def _figure(show: bool, size: tuple[float, float]) -> Figure:
+def new_figure(show: bool, size: tuple[float, float]) -> Figure:
+    """Return a Figure: pyplot's when it will be shown, else a plain one (no window)."""
     if show and _interactive_backend():
         fig: Figure = require("matplotlib.pyplot").figure(figsize=size)
         return fig
@@ -153,7 +154,8 @@ def _figure(show: bool, size: tuple[float, float]) -> Figure:
     return out
 
 
-def _finish(fig: Any, save_path: Any, show: bool) -> Figure:
+def finish(fig: Any, save_path: Any, show: bool) -> Figure:
+    """Save ``fig`` if asked (folders created), show it if asked and possible; return it."""
     if save_path is not None:
         Path(save_path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(save_path, dpi=150, bbox_inches="tight")
@@ -170,11 +172,11 @@ def plot_panels(
 
     Returns ``(fig, axes)``; saves and shows like the other plots.
     """
-    fig = _figure(show, (10.0, 2.8 * max(1, len(draws))))
+    fig = new_figure(show, (10.0, 2.8 * max(1, len(draws))))
     axes = list(fig.subplots(len(draws), 1, sharex=True, squeeze=False)[:, 0])
     for draw, ax in zip(draws, axes, strict=True):
         draw(ax)
-    return _finish(fig, save_path, show), axes
+    return finish(fig, save_path, show), axes
 
 
 def _interactive_backend() -> bool:

@@ -457,7 +457,7 @@ class _CpuKernel(_Kernel):
 
 
 @functools.cache
-def _dtensor_type() -> type | None:
+def dtensor_type() -> type | None:
     """Return the DTensor class, looked up once (None where torch.distributed lacks it)."""
     if not torch.distributed.is_available():
         return None
@@ -468,7 +468,7 @@ def _dtensor_type() -> type | None:
 
 def local_part(p: Tensor) -> Tensor:
     """Return this rank's part of ``p``: a DTensor's local shard, else ``p`` itself."""
-    dtensor = _dtensor_type()
+    dtensor = dtensor_type()
     if dtensor is not None and isinstance(p, dtensor):
         local: Tensor = p.to_local()  # type: ignore[attr-defined]
         return local
@@ -477,7 +477,7 @@ def local_part(p: Tensor) -> Tensor:
 
 def reduce_key(p: Tensor) -> tuple[Any, ...]:
     """Process groups over which ``p``'s squared norm must be summed (sharded dims)."""
-    dtensor = _dtensor_type()
+    dtensor = dtensor_type()
     if dtensor is None or not isinstance(p, dtensor):
         return ()
     mesh: Any = p.device_mesh  # type: ignore[attr-defined]

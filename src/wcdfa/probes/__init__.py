@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from wcdfa.probes.base import Event, Probe, ProbeContext, event_counts, probe_forward
+from wcdfa.probes.spectral import SpectralProbe
 
-__all__ = ["Event", "Probe", "ProbeContext", "event_counts", "probe_forward"]
+__all__ = ["Event", "Probe", "ProbeContext", "SpectralProbe", "event_counts", "probe_forward"]
