@@ -8,10 +8,14 @@ optimizer step per epoch).
     python examples/grokking.py                       # the full setting: 30,000 epochs
     python examples/grokking.py --quick               # a few minutes on a CPU
     python examples/grokking.py --epochs 30000 --seed 1 --device cuda --out runs/grok
+    python examples/grokking.py --probes spectral      # + every layer's spectral α
 
 Writes ``grokking_seed{SEED}.json`` (grokking epoch = first test accuracy > 90 %;
 criticality epoch = first epoch from which α stays in the critical band; final α)
-and ``grokking_seed{SEED}.png`` (test accuracy and α over epochs).
+and ``grokking_seed{SEED}.png`` (test accuracy and α over epochs). With ``--probes
+spectral`` a SpectralProbe reads each layer's heavy-tailed spectral exponent every
+250 epochs (every layer has at least 97 eigenvalues): the JSON gains each layer's α
+at the first reading, at grokking and at the end, the figure a third panel.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import torch
 from torch import nn
 
 from wcdfa import RollingWeightChangeDFA
+from wcdfa.probes import SpectralProbe
 
 P = 97
 EVAL_EVERY = 10
+SPECTRAL_EVERY = 250
 
 
 class AdditionMLP(nn.Module):
@@ -77,13 +83,16 @@ def criticality_epoch(epochs: np.ndarray, alphas: np.ndarray, band: tuple[float,
     return int(epochs[first])
 
 
-def run(epochs: int, seed: int, device: str, out: Path, fraction: float = 0.3) -> dict:
+def run(
+    epochs: int, seed: int, device: str, out: Path, fraction: float = 0.3, probes: tuple = ()
+) -> dict:
     torch.manual_seed(seed)
     x_train, y_train, x_test, y_test = split(seed, fraction, device)
     model = AdditionMLP().to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1.0)
     monitor = RollingWeightChangeDFA(window=500, stride=200)
     monitor.update(model)  # baseline
+    spectral = SpectralProbe(every=SPECTRAL_EVERY) if "spectral" in probes else None
     # accuracy every EVAL_EVERY epochs: the test set is 2.3x the training set, and
     # evaluating it every epoch would cost more than training
     test_acc = np.full(epochs, np.nan)
@@ -98,6 +107,8 @@ def run(epochs: int, seed: int, device: str, out: Path, fraction: float = 0.3) -
         optimizer.step()
         monitor.update(model)
         monitor.end_epoch(epoch)
+        if spectral is not None and (epoch + 1) % spectral.every == 0:
+            spectral.observe(model, epoch)  # reads the weights only: training untouched
         if epoch % EVAL_EVERY == 0 or epoch == epochs - 1:
             model.eval()
             with torch.no_grad():
@@ -127,15 +138,18 @@ def run(epochs: int, seed: int, device: str, out: Path, fraction: float = 0.3) -
         "final_test_accuracy": float(test_acc[-1]),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    arrays = {"epochs": ep, "alphas": alphas, "test_acc": test_acc, "train_acc": train_acc}
+    layers = None
+    if spectral is not None:
+        readings, names, layer_alphas = spectral.alpha_history()
+        layers = (np.array(readings), names, layer_alphas)
+        arrays.update(
+            spectral_epochs=layers[0], spectral_layers=names, spectral_alphas=layer_alphas
+        )
+        result["spectral"] = spectral_summary(*layers, result["grokking_epoch"])
     out.mkdir(parents=True, exist_ok=True)
     (out / f"grokking_seed{seed}.json").write_text(json.dumps(result, indent=2))
-    np.savez_compressed(
-        out / f"grokking_seed{seed}.npz",
-        epochs=ep,
-        alphas=alphas,
-        test_acc=test_acc,
-        train_acc=train_acc,
-    )
+    np.savez_compressed(out / f"grokking_seed{seed}.npz", **arrays)
     plot(
         out / f"grokking_seed{seed}.png",
         ep,
@@ -144,15 +158,42 @@ def run(epochs: int, seed: int, device: str, out: Path, fraction: float = 0.3) -
         train_acc,
         result,
         monitor.thresholds,
+        layers,
     )
     return result
 
 
-def plot(path, epochs, alphas, test_acc, train_acc, result, thresholds) -> None:
+def spectral_summary(epochs: np.ndarray, names: list, alphas: np.ndarray, grok) -> dict:
+    """Each layer's spectral α at the first reading, the last before grokking, the end."""
+    before = np.flatnonzero(epochs <= grok) if grok is not None else np.array([], int)
+    at = {"first": 0, "at_grokking": before[-1] if before.size else None, "final": -1}
+    out = {"every": SPECTRAL_EVERY, "layers": names}
+    for key, j in at.items():
+        out[key] = (
+            None
+            if j is None
+            else {
+                "epoch": int(epochs[j]),
+                "alpha": {n: round(float(a), 3) for n, a in zip(names, alphas[:, j], strict=True)},
+            }
+        )
+    return out
+
+
+def plot(path, epochs, alphas, test_acc, train_acc, result, thresholds, layers=None) -> None:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(10, 6), layout="constrained")
-    ax_acc, ax_alpha = fig.subplots(2, 1, sharex=True)
+    fig = Figure(figsize=(10, 9 if layers else 6), layout="constrained")
+    axes = fig.subplots(3 if layers else 2, 1, sharex=True)
+    ax_acc, ax_alpha = axes[:2]
+    if layers:
+        readings, names, layer_alphas = layers
+        ax_spec = axes[2]
+        ax_spec.axhspan(2.0, 6.0, color="#888888", alpha=0.12, label="HTSR band 2-6")
+        for name, row in zip(names, layer_alphas, strict=True):
+            ax_spec.plot(readings, row, linewidth=1.0, label=name)
+        ax_spec.set_yscale("log")
+        ax_spec.set_ylabel("spectral α per layer")
     x = np.flatnonzero(np.isfinite(test_acc))
     ax_acc.plot(x, train_acc[x], color="#888888", linewidth=0.8, label="train accuracy")
     ax_acc.plot(x, test_acc[x], color="#222222", linewidth=1.0, label="test accuracy")
@@ -162,8 +203,8 @@ def plot(path, epochs, alphas, test_acc, train_acc, result, thresholds) -> None:
     valid = np.isfinite(alphas)
     ax_alpha.plot(epochs[valid], alphas[valid], color="#534AB7", linewidth=0.8, label="α")
     ax_alpha.set_ylabel("weight-change DFA α")
-    ax_alpha.set_xlabel("epoch")
-    for ax in (ax_acc, ax_alpha):
+    axes[-1].set_xlabel("epoch")
+    for ax in axes:
         if result["grokking_epoch"] is not None:
             ax.axvline(
                 result["grokking_epoch"],
@@ -198,11 +239,14 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="1,500 epochs: a smoke run")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument(
+        "--probes", nargs="*", default=[], choices=["spectral"], help="extra probes to run"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     epochs = 1_500 if args.quick else args.epochs
-    result = run(epochs, args.seed, args.device, args.out)
+    result = run(epochs, args.seed, args.device, args.out, probes=tuple(args.probes))
     print(json.dumps(result))
 
 

@@ -44,7 +44,12 @@ def test_bench_derived_runs():
 
 
 def test_bench_spectral_runs_and_the_fits_agree():
-    out = _run("bench_spectral.py", "--sizes", "128", "--seconds", "0.05")
+    out = _run("bench_spectral.py", "--sizes", "128", "--models", "tiny", "--seconds", "0.05")
     row = next(line for line in out.splitlines() if line.strip().startswith("128"))
     assert row.split()[-1] == "True"  # the same xmin as weightwatcher
     assert float(row.split()[-2]) < 1e-9  # |Δα|
+    rows = [line for line in out.splitlines() if line.startswith("MLP 64-128-10")]
+    assert len(rows) == 3  # without and with detX, and the time breakdown
+    for row in rows[:2]:
+        assert row.split()[-2] == "same"  # the same layers as weightwatcher ...
+        assert float(row.split()[-1]) < 1e-9  # ... with the same α

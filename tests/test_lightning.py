@@ -129,3 +129,24 @@ def test_a_training_monitor_with_two_probes_logs_through_the_csv_logger(tmp_path
     assert float(last["output/scale"]) == pytest.approx(monitor["output"].history[-1][1])
     assert [s for s, _ in monitor["output"].history] == list(range(50, 301, 50))
     assert float(last["wcdfa/events/regime_change"]) == len(monitor["wcdfa"].events) >= 1
+
+
+def test_the_spectral_probe_reaches_the_csv_logger(tmp_path):
+    from wcdfa import TrainingMonitor, WeightChangeDFA
+    from wcdfa.probes import SpectralProbe
+
+    torch.manual_seed(0)
+    monitor = TrainingMonitor(
+        probes=[WeightChangeDFA(window=100, stride=20), SpectralProbe(every=50, min_evals=8)]
+    )
+    callback = WeightChangeDFACallback(monitor=monitor, log_every_n_steps=50)
+    module = TinyModule()
+    _trainer(tmp_path, callback, 300).fit(module, _loader())
+    probe = monitor["spectral"]
+    assert [s for s, _ in probe.history] == list(range(50, 301, 50))
+    assert list(probe.history[-1][1]) == ["net.0"]  # net.2 has 1 eigenvalue
+    last = next(r for r in reversed(_logged(tmp_path)) if r.get("spectral/alpha/net.0"))
+    assert float(last["spectral/alpha/net.0"]) == pytest.approx(
+        probe.history[-1][1]["net.0"]["alpha"]
+    )
+    assert float(last["spectral/layers"]) == 1.0

@@ -287,3 +287,13 @@ def test_plots_show_every_layer_and_the_fitted_tail(tmp_path):
     assert f"α = {record.alpha:.2f}" in [t.get_text() for t in ax.get_legend().get_texts()][1]
     _, axes = monitor.plot(show=False)
     assert len(axes) == 1
+
+
+def test_analyze_stays_the_function_once_its_module_is_loaded():
+    import importlib
+
+    import wcdfa.spectral
+
+    importlib.import_module("wcdfa.spectral.analysis")  # the probe loads it
+    assert callable(wcdfa.spectral.analyze)
+    assert wcdfa.spectral.analyze(torch.nn.Linear(30, 40)).names == [""]

@@ -116,3 +116,25 @@ def test_a_training_monitor_with_two_probes_reaches_the_logs(tmp_path):
     assert logged[-1]["wcdfa/alpha"] == monitor["wcdfa"].alpha
     assert logged[-1]["weights/norm"] == monitor["weights"].readings[-1][1]
     assert [s for s, _ in monitor["weights"].readings] == list(range(20, 121, 20))
+
+
+def test_the_spectral_probe_reaches_the_logs(tmp_path):
+    from wcdfa import TrainingMonitor, WeightChangeDFA
+    from wcdfa.probes import SpectralProbe
+
+    monitor = TrainingMonitor(
+        probes=[WeightChangeDFA(window=60, stride=10), SpectralProbe(every=40)]
+    )
+    _, trainer = _trainer(tmp_path, WeightChangeDFACallback(monitor=monitor))
+    trainer.train()
+    probe = monitor["spectral"]
+    assert [s for s, _ in probe.history] == [40, 80, 120]
+    reading = probe.history[-1][1]
+    # GPT-2's Conv1D projections, the embeddings and the tied head, as weightwatcher reads them
+    assert "transformer.h.0.attn.c_attn" in reading
+    assert "transformer.wte" in reading
+    logged = [r for r in trainer.state.log_history if "loss" in r]
+    assert logged[-1]["spectral/alpha/transformer.h.0.attn.c_attn"] == pytest.approx(
+        reading["transformer.h.0.attn.c_attn"]["alpha"]
+    )
+    assert logged[-1]["spectral/layers"] == len(reading)

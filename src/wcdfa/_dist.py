@@ -56,7 +56,7 @@ def join(group: Any, what: str = "measure ‖ΔW‖ of sharded (FSDP2/DTensor) p
         if time.monotonic() > deadline:
             msg = (
                 f"wcdfa: rank {rank()} waited {JOIN_TIMEOUT:g} s for ranks {list(ranks)} to "
-                f"{what}, and not all came. Every rank must measure: call "
+                f"{what}, and not all came. With sharded parameters every rank must measure: call "
                 "monitor.update(model), attach(optimizer) or the probe on every rank, not "
                 "under `if rank == 0` (the sinks already log from rank 0 only)."
             )

@@ -4,7 +4,7 @@ Every ``every`` optimizer steps the probe reads the eigenvalue spectrum of each
 analysable weight matrix (:func:`wcdfa.spectral.analyze`'s layers and conventions) on
 the parameters' device, with one host transfer of all eigenvalues, and fits each tail.
 Under ``torch.distributed`` the layers are spread over the ranks and the eigenvalues
-combined with one all-reduce (see :mod:`wcdfa.spectral.analyze`); every rank must run
+combined with one all-reduce (see :mod:`wcdfa.spectral.analysis`); every rank must run
 it, which a monitor attached on every rank does.
 """
 
@@ -107,7 +107,7 @@ class SpectralProbe:
         method: str = "gram",
         name: str = "spectral",
     ) -> None:
-        from wcdfa.spectral.analyze import METHODS  # noqa: PLC0415 - numpy-only module
+        from wcdfa.spectral.analysis import METHODS  # noqa: PLC0415 - numpy-only module
 
         self.every = check_int("every", every, 1)
         self.layers = None if layers is None else list(layers)
@@ -155,7 +155,7 @@ class SpectralProbe:
 
     def observe(self, model: Any, step: int) -> SpectralAnalysis:
         """Read ``model`` now as the reading of ``step`` (outside a TrainingMonitor)."""
-        from wcdfa.spectral.analyze import measure_layers  # noqa: PLC0415 - torch here
+        from wcdfa.spectral.analysis import measure_layers  # noqa: PLC0415 - torch here
         from wcdfa.spectral.layers import find_layers  # noqa: PLC0415
 
         found = find_layers(

@@ -36,7 +36,7 @@ __all__ = [
 
 
 def analyze(model: Any, *args: Any, **kwargs: Any) -> SpectralAnalysis:
-    """Read every layer's spectrum: see :func:`wcdfa.spectral.analyze.analyze`."""
-    from wcdfa.spectral.analyze import analyze as _analyze  # noqa: PLC0415 - numpy-only import
+    """Read every layer's spectrum: see :func:`wcdfa.spectral.analysis.analyze`."""
+    from wcdfa.spectral.analysis import analyze as _analyze  # noqa: PLC0415 - numpy-only import
 
     return _analyze(model, *args, **kwargs)

@@ -1,0 +1,101 @@
+"""SpectralProbe under real torch.distributed (gloo, CPU), for tests/test_spectral_distributed.py.
+
+    python tests/spectral_job.py MODE OUT_DIR [PORT]
+
+MODE is single, ddp or fsdp (FSDP2 ``fully_shard``: every weight a Shard(0) DTensor).
+The same model trains on the same data (two ranks take half the batch each) with a
+TrainingMonitor holding a SpectralProbe every 5 steps; every rank writes the probe's
+history and the number of layers it decomposed itself to OUT_DIR/{mode}_rank{r}.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from unittest import mock
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from wcdfa import TrainingMonitor
+from wcdfa.probes import SpectralProbe
+from wcdfa.spectral import layers as spectral_layers
+
+STEPS, BATCH = 20, 32
+
+
+def make_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(24, 64),
+        torch.nn.Tanh(),
+        torch.nn.Linear(64, 48),
+        torch.nn.Tanh(),
+        torch.nn.Linear(48, 40),
+        torch.nn.Tanh(),
+        torch.nn.Linear(40, 32),
+    )
+
+
+def train(model, rank, world, out, mode):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = TrainingMonitor(model, [SpectralProbe(every=5)], raise_errors=True)
+    monitor.attach(optimizer)
+    gen = torch.Generator().manual_seed(1)
+    half = BATCH // world
+    decomposed = 0
+    original = spectral_layers.eigenvalues
+
+    def counting(*args, **kwargs):
+        nonlocal decomposed
+        decomposed += 1
+        return original(*args, **kwargs)
+
+    with mock.patch.object(spectral_layers, "eigenvalues", counting):
+        for _ in range(STEPS):
+            x = torch.randn(BATCH, 24, generator=gen)
+            y = torch.sin(x.repeat(1, 2)[:, :32])
+            xs, ys = x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half]
+            loss = torch.nn.functional.mse_loss(model(xs), ys)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    probe = monitor["spectral"]
+    result = {"history": probe.history, "decomposed": decomposed, "metrics": monitor.metrics()}
+    (Path(out) / f"{mode}_rank{rank}.json").write_text(json.dumps(result))
+
+
+def worker(rank, world, mode, out, port):
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        model = make_model()
+        if mode == "ddp":
+            model = torch.nn.parallel.DistributedDataParallel(model)
+        else:
+            from torch.distributed.device_mesh import init_device_mesh
+            from torch.distributed.fsdp import fully_shard
+
+            fully_shard(model, mesh=init_device_mesh("cpu", (world,)))
+        train(model, rank, world, out, mode)
+        dist.barrier()
+    except BaseException:
+        dist.destroy_process_group()
+        raise
+    os._exit(0)  # gloo's teardown aborts now and then under load; see distributed_job.py
+
+
+def main():
+    mode, out = sys.argv[1], sys.argv[2]
+    if mode == "single":
+        train(make_model(), 0, 1, out, mode)
+        return
+    mp.spawn(worker, args=(2, mode, out, int(sys.argv[3])), nprocs=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""SpectralProbe under real torch.distributed (gloo, 2 processes on CPU) against one process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch built without distributed"
+)
+
+
+def _run(mode, out):
+    from test_distributed import _free_port
+
+    args = [sys.executable, str(ROOT / "tests" / "spectral_job.py"), mode, str(out)]
+    if mode != "single":
+        args.append(str(_free_port()))
+    subprocess.run(args, check=True, cwd=ROOT, timeout=300)
+    ranks = [0] if mode == "single" else [0, 1]
+    return [json.loads((out / f"{mode}_rank{r}.json").read_text()) for r in ranks]
+
+
+def _alphas(result):
+    # DDP's wrapper adds "module." to every name
+    return {
+        (step, layer.removeprefix("module.")): values["alpha"]
+        for step, reading in result["history"]
+        for layer, values in reading.items()
+    }
+
+
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_every_rank_reads_the_single_process_spectra_having_done_half_the_work(mode, tmp_path):
+    (single,) = _run("single", tmp_path)
+    rank0, rank1 = _run(mode, tmp_path)
+    assert rank0["history"] == rank1["history"]  # every rank ends with the same readings
+    assert rank0["metrics"] == rank1["metrics"]
+    reference = _alphas(single)
+    assert len(reference) == 4 * 4  # 4 readings of 4 layers
+    # the same weights up to the order of float32 gradient sums (2 ranks): 1e-5 on α
+    assert _alphas(rank0) == pytest.approx(reference, rel=1e-5)
+    # 4 layers, 4 readings: one process decomposes 16 matrices, each rank 8
+    assert single["decomposed"] == 16
+    assert rank0["decomposed"] == rank1["decomposed"] == 8
