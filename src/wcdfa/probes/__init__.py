@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from wcdfa.probes.attention import AttentionProbe
 from wcdfa.probes.base import Event, Probe, ProbeContext, event_counts, probe_forward
 from wcdfa.probes.spectral import SpectralProbe
 
-__all__ = ["Event", "Probe", "ProbeContext", "SpectralProbe", "event_counts", "probe_forward"]
+__all__ = [
+    "AttentionProbe",
+    "Event",
+    "Probe",
+    "ProbeContext",
+    "SpectralProbe",
+    "event_counts",
+    "probe_forward",
+]
