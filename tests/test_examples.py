@@ -50,12 +50,32 @@ def test_grokking_quick(tmp_path):
     import json
 
     pytest.importorskip("matplotlib")
-    _run("grokking.py", "--quick", "--threads", "2", "--out", str(tmp_path), cwd=tmp_path)
+    args = ["--quick", "--threads", "2", "--probes", "spectral", "--out", str(tmp_path)]
+    _run("grokking.py", *args, cwd=tmp_path)
     result = json.loads((tmp_path / "grokking_seed0.json").read_text())
     assert result["epochs"] == 1500
+    spectral = result["spectral"]  # every layer read every 250 epochs
+    assert spectral["layers"] == ["embed_a", "embed_b", "net.0", "net.2", "net.4"]
+    assert spectral["first"]["epoch"] == 249
+    assert spectral["final"]["epoch"] == 1499
     assert result["memorisation_epoch"] is not None  # the training set is learnt
     assert result["final_alpha"] is not None  # the window (500 epochs) filled
     assert (tmp_path / "grokking_seed0.png").stat().st_size > 10_000
+
+
+def test_attention_crystallisation_quick(tmp_path):
+    import json
+
+    pytest.importorskip("matplotlib")
+    _run("attention_crystallisation.py", "--quick", "--out", str(tmp_path), cwd=tmp_path)
+    result = json.loads((tmp_path / "attention_seed0.json").read_text())
+    assert result["epochs"] == 100
+    heads = list(result["final_entropy"])
+    assert heads == [f"blocks.layers.{i}.self_attn/h{j}" for i in (0, 1) for j in (0, 1)]
+    assert all(0.0 < v < 1.0 for v in result["final_entropy"].values())
+    assert sorted(result["compensation_score"]) == heads[:2]  # the first layer's heads
+    assert list(result["spectral_alpha"]) == ["100"]
+    assert (tmp_path / "attention_seed0.png").stat().st_size > 10_000
 
 
 def test_jax_optax_example(tmp_path):

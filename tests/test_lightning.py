@@ -150,3 +150,37 @@ def test_the_spectral_probe_reaches_the_csv_logger(tmp_path):
         probe.history[-1][1]["net.0"]["alpha"]
     )
     assert float(last["spectral/layers"]) == 1.0
+
+
+class AttentionModule(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, batch_first=True)
+        self.net = torch.nn.TransformerEncoder(layer, 1)
+
+    def forward(self, x):
+        return self.net(x.view(-1, 4, 2).repeat(1, 1, 4))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self(x).mean((1, 2)), y.squeeze(-1))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=3e-3)
+
+
+def test_the_attention_probe_reaches_the_csv_logger(tmp_path):
+    from wcdfa import TrainingMonitor
+    from wcdfa.probes import AttentionProbe
+
+    torch.manual_seed(0)
+    probe = AttentionProbe(torch.randn(16, 8), every=50)
+    monitor = TrainingMonitor(probes=[probe])
+    callback = WeightChangeDFACallback(monitor=monitor, log_every_n_steps=50)
+    _trainer(tmp_path, callback, 200).fit(AttentionModule(), _loader())
+    assert [s for s, _ in probe.history] == [50, 100, 150, 200]
+    assert list(probe.history[-1][1]) == ["net.layers.0.self_attn"]
+    last = next(r for r in reversed(_logged(tmp_path)) if r.get("attention/entropy"))
+    heads = probe.history[-1][1]["net.layers.0.self_attn"]
+    assert float(last["attention/entropy"]) == pytest.approx(sum(heads) / 2)
+    assert float(last["attention/entropy/net.layers.0.self_attn/h1"]) == pytest.approx(heads[1])

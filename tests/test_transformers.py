@@ -138,3 +138,21 @@ def test_the_spectral_probe_reaches_the_logs(tmp_path):
         reading["transformer.h.0.attn.c_attn"]["alpha"]
     )
     assert logged[-1]["spectral/layers"] == len(reading)
+
+
+def test_the_attention_probe_reaches_the_logs(tmp_path):
+    from wcdfa import TrainingMonitor
+    from wcdfa.probes import AttentionProbe
+
+    batch = {"input_ids": TokenDataset(n=8, seed=5).ids}
+    monitor = TrainingMonitor(probes=[AttentionProbe(batch, every=40)])
+    _, trainer = _trainer(tmp_path, WeightChangeDFACallback(monitor=monitor))
+    assert trainer.model.config._attn_implementation == "sdpa"
+    trainer.train()
+    probe = monitor["attention"]
+    assert [s for s, _ in probe.history] == [40, 80, 120]
+    assert trainer.model.config._attn_implementation == "sdpa"  # restored after each reading
+    heads = probe.history[-1][1]["transformer.h.0.attn"]
+    assert len(heads) == 2
+    logged = [r for r in trainer.state.log_history if "loss" in r]
+    assert logged[-1]["attention/entropy/transformer.h.0.attn/h0"] == pytest.approx(heads[0])
