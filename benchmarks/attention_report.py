@@ -116,7 +116,9 @@ def main() -> None:
     img.mkdir(exist_ok=True)
     lines = [HEAD.replace("{bench}", bench)]
     if not results:
-        lines.append("No run has been made yet.\n")
+        args.out.write_text("\n".join([*lines, "No full run has been made yet.", ""]))
+        print(f"wrote {args.out} (no runs)")
+        return
     heads = list(results[0]["final_entropy"]) if results else []
     short = [h.replace("blocks.layers.", "L").replace(".self_attn/", "") for h in heads]
     lines += [

@@ -252,7 +252,7 @@ class TrainingMonitor:
             msg = f"Argument `state` must hold the probes {names}, but holds {got!r}"
             raise ValueError(msg)
         step = check_int("state['step']", state.get("step"), 0)
-        failures = [_event(e) for e in state.get("failures", [])]
+        failures = [Event.from_dict(e) for e in state.get("failures", [])]
         for probe in self.probes:
             probe.load_state_dict(probes[probe.name])
         self._step, self._failures = step, failures
@@ -314,15 +314,6 @@ class TrainingMonitor:
     def __repr__(self) -> str:
         names = ", ".join(f"{p.name}(every={p.every})" for p in self.probes)
         return f"TrainingMonitor(step={self._step}, probes=[{names}])"
-
-
-def _event(value: Any) -> Event:
-    if not isinstance(value, dict) or not {"step", "probe", "kind"} <= set(value):
-        msg = f"Argument `state` field 'events' must hold event dicts, but got {value!r:.80}"
-        raise ValueError(msg)
-    return Event(
-        int(value["step"]), str(value["probe"]), str(value["kind"]), dict(value.get("detail") or {})
-    )
 
 
 def _events_of(probe: Any) -> list[Event]:

@@ -55,12 +55,12 @@ def head_entropies(probs: Any, valid_keys: Any = None, valid_queries: Any = None
         msg = f"Argument `probs` must have shape (batch, heads, queries, keys), but got {p.shape}"
         raise ValueError(msg)
     batch, heads, queries, keys = p.shape
-    keys_ok = np.ones((batch, queries, keys), bool)
+    keys_ok: np.ndarray = np.ones((batch, queries, keys), bool)
     if valid_keys is not None:
         keys_ok = np.broadcast_to(np.asarray(valid_keys, bool), (batch, queries, keys))
-    rows_ok = np.ones((batch, queries), bool)
+    rows_ok: np.ndarray = np.ones((batch, queries), bool)
     if valid_queries is None and queries == keys:  # self-attention: keys never seen are padding
-        rows_ok = keys_ok.any(axis=1)
+        rows_ok = np.asarray(keys_ok.any(axis=1))
     elif valid_queries is not None:
         rows_ok = np.broadcast_to(np.asarray(valid_queries, bool), (batch, queries))
     out = np.full(heads, np.nan)

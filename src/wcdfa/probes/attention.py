@@ -18,7 +18,7 @@ import numpy as np
 
 from wcdfa._checks import check_int, check_real
 from wcdfa.attention.crystal import Crystallisation, convergence_steps, spread
-from wcdfa.probes.base import Event, ProbeContext, probe_forward
+from wcdfa.probes.base import Event, ModelProbe, check_name, probe_forward
 
 __all__ = ["AttentionProbe", "run_batch"]
 
@@ -40,7 +40,7 @@ def run_batch(model: Any, batch: Any, forward: Callable[[Any, Any], Any] | None 
     return model(batch)
 
 
-class AttentionProbe:
+class AttentionProbe(ModelProbe):
     """Per-head attention entropy every ``every`` steps, with crystallisation events.
 
     Parameters
@@ -106,34 +106,16 @@ class AttentionProbe:
         self.relative = bool(relative)
         self.confirm = check_int("confirm", confirm, 1)
         self.tol = check_real("tol", tol)
-        if not isinstance(name, str) or not name:
-            msg = f"Argument `name` must be a non-empty str, but got {name!r}"
-            raise ValueError(msg)
-        self.name = name
+        self.name = check_name(name)
         self._watch = Crystallisation(start, end, self.confirm, self.relative)
         self._history: list[tuple[int, dict[str, list[float]]]] = []
         self._events: list[Event] = []
 
     # ------------------------------------------------------------------ probe
     @property
-    def events(self) -> list[Event]:
-        """Every event this probe fired, oldest first."""
-        return self._events
-
-    @property
     def history(self) -> list[tuple[int, dict[str, list[float]]]]:
         """``(step, {layer: [entropy of each head]})`` per reading, oldest first."""
         return self._history
-
-    def start(self, context: ProbeContext) -> None:
-        """Nothing to take before the first step."""
-
-    def measure(self, context: ProbeContext) -> None:
-        """Read the heads' entropies on the probe batch (training untouched)."""
-        if context.model is None:
-            msg = "AttentionProbe needs the model: TrainingMonitor(model, probes=[...])"
-            raise ValueError(msg)
-        self.observe(context.model, context.step)
 
     def read(self, model: Any) -> dict[str, list[float]]:
         """Return ``{layer: [entropy per head]}`` of ``model`` on the probe batch now."""
@@ -243,14 +225,7 @@ class AttentionProbe:
                 )
                 raise ValueError(msg)
             history.append((check_int("state['history'] step", entry[0], 0), entry[1]))
-        events = []
-        for e in state.get("events", []):
-            if not isinstance(e, dict) or not {"step", "probe", "kind"} <= set(e):
-                msg = f"Argument `state` field 'events' must hold event dicts, got {e!r:.80}"
-                raise ValueError(msg)
-            events.append(
-                Event(int(e["step"]), str(e["probe"]), str(e["kind"]), dict(e.get("detail") or {}))
-            )
+        events = [Event.from_dict(e) for e in state.get("events", [])]
         watch = state.get("watch")
         try:
             restored = Crystallisation(**watch) if isinstance(watch, dict) else None

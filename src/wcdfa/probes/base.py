@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Event", "Probe", "ProbeContext", "event_counts", "probe_forward"]
+__all__ = ["Event", "ModelProbe", "Probe", "ProbeContext", "event_counts", "probe_forward"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +37,15 @@ class Event:
     probe: str
     kind: str
     detail: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, value: Any) -> Event:
+        """Rebuild an event from :meth:`as_dict` (a state's), or raise ``ValueError``."""
+        if not isinstance(value, dict) or not {"step", "probe", "kind"} <= set(value):
+            msg = f"Argument `state` field 'events' must hold event dicts, but got {value!r:.80}"
+            raise ValueError(msg)
+        detail = dict(value.get("detail") or {})
+        return cls(int(value["step"]), str(value["probe"]), str(value["kind"]), detail)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the event as plain Python values (JSON- and checkpoint-safe)."""
@@ -108,6 +117,46 @@ class Probe(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (validate all of it before changing anything)."""
+
+
+class ModelProbe:
+    """The shared part of the probes that read the model on their schedule.
+
+    A subclass sets ``name`` and ``every`` and defines ``observe(model, step)``; this
+    gives it ``events``, a ``start`` with nothing to do and a ``measure`` that reads the
+    context's model (and says so when the monitor was given none).
+    """
+
+    name: str
+    every: int
+    _events: list[Event]
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event this probe fired, oldest first."""
+        return self._events
+
+    def start(self, context: ProbeContext) -> None:
+        """Nothing to take before the first step."""
+
+    def measure(self, context: ProbeContext) -> None:
+        """Read the model now (on every rank under torch.distributed)."""
+        if context.model is None:
+            msg = f"{type(self).__name__} needs the model: TrainingMonitor(model, probes=[...])"
+            raise ValueError(msg)
+        self.observe(context.model, context.step)
+
+    def observe(self, model: Any, step: int) -> Any:
+        """Read ``model`` as the reading of ``step`` (outside a TrainingMonitor too)."""
+        raise NotImplementedError
+
+
+def check_name(name: Any) -> str:
+    """Return a probe's ``name`` if it is a non-empty string."""
+    if not isinstance(name, str) or not name:
+        msg = f"Argument `name` must be a non-empty str, but got {name!r}"
+        raise ValueError(msg)
+    return name
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from wcdfa._checks import check_choice, check_int, check_real
-from wcdfa.probes.base import Event, ProbeContext
+from wcdfa.probes.base import Event, ModelProbe, check_name
 from wcdfa.spectral.esd import OVER_TRAINED, UNDER_TRAINED, SpectralAnalysis
 
 __all__ = ["SpectralProbe"]
@@ -42,7 +42,7 @@ RECORDED = (
 _MEANS = ("alpha_hat", "log_norm", "log_spectral_norm", "stable_rank", "entropy")
 
 
-class SpectralProbe:
+class SpectralProbe(ModelProbe):
     """Per-layer spectral α (HTSR) every ``every`` steps, with band-crossing events.
 
     Parameters
@@ -122,10 +122,7 @@ class SpectralProbe:
         self.detx, self.attention = bool(detx), bool(attention)
         self.dtype = dtype
         self.method = check_choice("method", method, METHODS)
-        if not isinstance(name, str) or not name:
-            msg = f"Argument `name` must be a non-empty str, but got {name!r}"
-            raise ValueError(msg)
-        self.name = name
+        self.name = check_name(name)
         self._history: list[tuple[int, dict[str, dict[str, float]]]] = []
         self._events: list[Event] = []
         self._band: dict[str, str] = {}  # layer -> "in", "over", "under" or "failed"
@@ -134,24 +131,9 @@ class SpectralProbe:
 
     # ------------------------------------------------------------------ probe
     @property
-    def events(self) -> list[Event]:
-        """Every event this probe fired, oldest first."""
-        return self._events
-
-    @property
     def history(self) -> list[tuple[int, dict[str, dict[str, float]]]]:
         """``(step, {layer: {quantity: value}})`` per reading, oldest first (:data:`RECORDED`)."""
         return self._history
-
-    def start(self, context: ProbeContext) -> None:
-        """Nothing to take before the first step."""
-
-    def measure(self, context: ProbeContext) -> None:
-        """Read every layer's spectrum now (on every rank under torch.distributed)."""
-        if context.model is None:
-            msg = "SpectralProbe needs the model: TrainingMonitor(model, probes=[...])"
-            raise ValueError(msg)
-        self.observe(context.model, context.step)
 
     def observe(self, model: Any, step: int) -> SpectralAnalysis:
         """Read ``model`` now as the reading of ``step`` (outside a TrainingMonitor)."""
@@ -175,7 +157,7 @@ class SpectralProbe:
             spread=True,
         )
         analysis = SpectralAnalysis(tuple(records))
-        reading = {r.name: {q: _plain(getattr(r, q)) for q in RECORDED} for r in records}
+        reading = {r.name: {q: float(getattr(r, q)) for q in RECORDED} for r in records}
         for record in records:
             self._check_band(step, record.name, record.alpha, record.warning)
         self._history.append((int(step), reading))
@@ -255,14 +237,7 @@ class SpectralProbe:
                 msg = f"Argument `state` field 'history' has a bad reading at step {step!r}"
                 raise ValueError(msg)
             history.append((check_int("state['history'] step", step, 0), reading))
-        events = []
-        for e in state.get("events", []):
-            if not isinstance(e, dict) or not {"step", "probe", "kind"} <= set(e):
-                msg = f"Argument `state` field 'events' must hold event dicts, got {e!r:.80}"
-                raise ValueError(msg)
-            events.append(
-                Event(int(e["step"]), str(e["probe"]), str(e["kind"]), dict(e.get("detail") or {}))
-            )
+        events = [Event.from_dict(e) for e in state.get("events", [])]
         band = state.get("band", {})
         if not isinstance(band, dict):
             msg = f"Argument `state` field 'band' must be a dict, but got {band!r:.80}"
@@ -348,7 +323,3 @@ class SpectralProbe:
 
     def __repr__(self) -> str:
         return f"SpectralProbe(every={self.every}, layers={self.layers!r}, name={self.name!r})"
-
-
-def _plain(value: Any) -> float:
-    return float(value)
