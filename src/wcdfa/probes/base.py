@@ -160,21 +160,22 @@ def check_name(name: Any) -> str:
 
 
 @contextlib.contextmanager
-def probe_forward(model: Any) -> Iterator[None]:
+def probe_forward(model: Any, *, grad: bool = False) -> Iterator[None]:
     """Run a probe's forward pass without touching training.
 
     Inside: every module in eval mode (no dropout, no BatchNorm statistics updated),
-    gradients off, and the random number generators of the CPU and of every
-    accelerator the model lives on forked, so that training after it is
-    bit-identical to training without it. Each module's own train/eval flag is
-    restored on exit.
+    gradients off (``grad=True`` keeps them on, for a probe's own backward through
+    ``torch.autograd.grad``, which leaves every ``.grad`` alone), and the random number
+    generators of the CPU and of every accelerator the model lives on forked, so that
+    training after it is bit-identical to training without it. Each module's own
+    train/eval flag is restored on exit.
     """
     torch = sys.modules["torch"]
     modes = [(module, module.training) for module in model.modules()]
     devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
     try:
         model.eval()
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
+        with torch.random.fork_rng(devices=devices), torch.set_grad_enabled(grad):
             yield
     finally:
         for module, mode in modes:

@@ -1,0 +1,298 @@
+"""FlowProbe: activation growth through the blocks and the deepest gradient floor, live.
+
+Every ``every`` optimizer steps the probe runs each of its K probe batches through the
+model in eval mode with the random generators forked (``probe_forward``) and, given a
+``loss_fn``, a separate backward through ``torch.autograd.grad`` (which leaves every
+``.grad`` alone): training is bit-identical with and without it. Per block it records
+the median per-sample output norm, the norm of the loss gradient with respect to the
+block's output and the norm of the block's parameter gradient; the flags and their
+provenance are in :mod:`wcdfa.audit`. With K > 1 batches every summary also reports
+its spread across the batches (``*_std``), so drift can be told from noise.
+
+Blocks: ``blocks=`` names or module types; by default the children with parameters of
+an ``nn.Sequential`` model, else the children of the model's first ``nn.ModuleList`` or
+``nn.Sequential`` of two or more modules (a residual stack such as ``model.layers``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from wcdfa._checks import check_int, check_real
+from wcdfa.audit import FLOOR, GROWTH, flags, threshold_sensitivity
+from wcdfa.probes.attention import run_batch
+from wcdfa.probes.base import Event, ModelProbe, check_name, probe_forward
+
+__all__ = ["FlowProbe", "find_blocks"]
+
+STATE_FORMAT = "wcdfa.flow/1"
+_SUMMARY = ("max_growth", "end_to_end", "deepest_gradient")
+
+
+def find_blocks(model: Any, blocks: Sequence[Any] | None = None) -> list[tuple[str, Any]]:
+    """Return ``(name, module)`` of the blocks the probe reads, input to output."""
+    named = list(model.named_modules())
+    if blocks is not None:
+        names = {b for b in blocks if isinstance(b, str)}
+        types = tuple(b for b in blocks if isinstance(b, type))
+        found = [(n, m) for n, m in named if n and (n in names or (types and isinstance(m, types)))]
+        missing = sorted(names - {n for n, _ in found})
+        if missing:
+            msg = f"Argument `blocks` names {missing}, which are not modules of the model"
+            raise ValueError(msg)
+        return found
+    torch = __import__("torch")
+    containers = (torch.nn.Sequential, torch.nn.ModuleList)
+    if isinstance(model, torch.nn.Sequential):
+        return [(n, m) for n, m in model.named_children() if any(True for _ in m.parameters())]
+    for name, module in named:
+        if name and isinstance(module, containers) and len(module) >= 2:
+            return [(f"{name}.{n}", m) for n, m in module.named_children()]
+    msg = "FlowProbe found no block stack in the model: pass blocks=[names or module types]"
+    raise ValueError(msg)
+
+
+class FlowProbe(ModelProbe):
+    """Per-block activation norms, growth and gradient floor every ``every`` steps.
+
+    Parameters
+    ----------
+    batches : batch or list of batches
+        Probe batches. With ``loss_fn`` each is ``(inputs, targets)``; without, the
+        inputs alone. A list of K batches gives the spread of every reading.
+    every : int, default 100
+        Optimizer steps between readings.
+    loss_fn : callable, optional
+        ``loss_fn(output, targets)``: enables the gradients and flag (b).
+    blocks : sequence of str or type, optional
+        The blocks (see the module for the default).
+    forward : callable, optional
+        ``forward(model, inputs)`` when the model is called otherwise.
+    growth, floor, relative
+        The flag thresholds (:mod:`wcdfa.audit`).
+    name : str, default "flow"
+        The metrics prefix.
+
+    Notes
+    -----
+    Metrics: ``<name>/activation/<block>``, ``<name>/growth/<block>`` (from the second
+    block), ``<name>/gradient/<block>``, ``<name>/param_gradient/<block>``,
+    ``<name>/max_growth``, ``<name>/end_to_end``, ``<name>/deepest_gradient`` (each with
+    ``_std`` across the batches when K > 1), ``<name>/growth_flag`` and
+    ``<name>/floor_flag`` (1 or 0). Events: ``growth_flag``, ``floor_flag`` (when a flag
+    starts firing) and ``degenerate_credit`` (when both fire together); their first
+    steps are in :attr:`first_fired`.
+    """
+
+    def __init__(
+        self,
+        batches: Any,
+        every: int = 100,
+        *,
+        loss_fn: Callable[[Any, Any], Any] | None = None,
+        blocks: Sequence[Any] | None = None,
+        forward: Callable[[Any, Any], Any] | None = None,
+        growth: float = GROWTH,
+        floor: float = FLOOR,
+        relative: bool = False,
+        name: str = "flow",
+    ) -> None:
+        self.batches = list(batches) if isinstance(batches, list) else [batches]
+        self.every = check_int("every", every, 1)
+        if loss_fn is not None and not callable(loss_fn):
+            msg = f"Argument `loss_fn` must be callable, but got {type(loss_fn).__name__}"
+            raise TypeError(msg)
+        self.loss_fn, self.forward, self.blocks = loss_fn, forward, blocks
+        self.growth, self.floor = check_real("growth", growth), check_real("floor", floor)
+        self.relative = bool(relative)
+        self.name = check_name(name)
+        self._history: list[tuple[int, dict[str, Any]]] = []
+        self._events: list[Event] = []
+        self._firing: dict[str, bool] = {
+            "growth_flag": False,
+            "floor_flag": False,
+            "degenerate": False,
+        }
+        self.first_fired: dict[str, int | None] = {
+            "growth_flag": None,
+            "floor_flag": None,
+            "degenerate_credit": None,
+        }
+
+    @property
+    def history(self) -> list[tuple[int, dict[str, Any]]]:
+        """``(step, reading)`` per reading: per-block lists and the summaries."""
+        return self._history
+
+    def read(self, model: Any) -> dict[str, Any]:
+        """Measure ``model`` on the probe batches now (see the module)."""
+        import torch  # noqa: PLC0415 - a model means torch is loaded
+
+        blocks = find_blocks(model, self.blocks)
+        per_batch = []
+        for batch in self.batches:
+            inputs, targets = batch if self.loss_fn is not None else (batch, None)
+            outputs: list[Any] = []
+
+            def keep(module: Any, args: Any, out: Any, into: list[Any] = outputs) -> None:
+                into.append(out[0] if isinstance(out, (tuple, list)) else out)
+
+            handles = [m.register_forward_hook(keep) for _, m in blocks]
+            try:
+                with probe_forward(model, grad=self.loss_fn is not None):
+                    result = run_batch(model, inputs, self.forward)
+                    acts = torch.stack([_median_norm(o) for o in outputs])
+                    values = [acts]
+                    if self.loss_fn is not None:
+                        loss = self.loss_fn(result, targets)
+                        params = [[p for p in m.parameters() if p.requires_grad] for _, m in blocks]
+                        flat = [p for group in params for p in group]
+                        grads = torch.autograd.grad(loss, outputs + flat, allow_unused=True)
+                        zero = acts.new_zeros(())
+                        norms = [zero if g is None else g.detach().norm() for g in grads]
+                        values.append(torch.stack(norms[: len(outputs)]))
+                        rest, sums = norms[len(outputs) :], []
+                        for group in params:
+                            taken, rest = rest[: len(group)], rest[len(group) :]
+                            sums.append(torch.stack([zero, *taken]).square().sum().sqrt())
+                        values.append(torch.stack(sums))
+            finally:
+                for handle in handles:
+                    handle.remove()
+            if len(outputs) != len(blocks):
+                msg = f"{len(blocks)} blocks but {len(outputs)} outputs: a block ran twice or never"
+                raise ValueError(msg)
+            per_batch.append(torch.stack(values).detach().to("cpu", torch.float64))
+        table = torch.stack(per_batch).numpy()  # (K, 1 or 3, blocks): one transfer per batch
+        return self._summarise([n for n, _ in blocks], table)
+
+    def _summarise(self, names: list[str], table: np.ndarray) -> dict[str, Any]:
+        acts = table[:, 0]
+        grads = table[:, 1] if table.shape[1] > 1 else np.full_like(acts, np.nan)
+        readings = [
+            flags(a, g, growth=self.growth, floor=self.floor, relative=self.relative)
+            for a, g in zip(acts, grads, strict=True)
+        ]
+        out: dict[str, Any] = {
+            "blocks": names,
+            "activations": acts.mean(0).tolist(),
+            "gradients": grads.mean(0).tolist(),
+            "param_gradients": (
+                table[:, 2].mean(0) if table.shape[1] > 2 else grads.mean(0) * np.nan
+            ).tolist(),
+        }
+        for key in _SUMMARY:
+            column = np.array([r[key] for r in readings])
+            out[key] = float(column.mean())
+            out[f"{key}_std"] = float(column.std()) if column.size > 1 else float("nan")
+        mean = flags(
+            acts.mean(0),
+            grads.mean(0),
+            growth=self.growth,
+            floor=self.floor,
+            relative=self.relative,
+        )
+        has_grad = self.loss_fn is not None
+        out["growth_flag"] = mean["growth_flag"]
+        out["floor_flag"] = mean["floor_flag"] and has_grad
+        return out
+
+    def observe(self, model: Any, step: int) -> dict[str, Any]:
+        """Read ``model`` now as the reading of ``step``; fire the flags' events."""
+        reading = self.read(model)
+        self._history.append((int(step), reading))
+        both = reading["growth_flag"] and reading["floor_flag"]
+        for key, on, kind in (
+            ("growth_flag", reading["growth_flag"], "growth_flag"),
+            ("floor_flag", reading["floor_flag"], "floor_flag"),
+            ("degenerate", both, "degenerate_credit"),
+        ):
+            if on and not self._firing[key]:
+                detail = {k: reading[k] for k in _SUMMARY}
+                self._events.append(Event(int(step), self.name, kind, detail))
+                if self.first_fired[kind] is None:
+                    self.first_fired[kind] = int(step)
+            self._firing[key] = on
+        return reading
+
+    def metrics(self) -> dict[str, float]:
+        """Return the latest reading's metrics (see the class notes); NaN left out."""
+        if not self._history:
+            return {}
+        r = self._history[-1][1]
+        out: dict[str, float] = {}
+        for i, block in enumerate(r["blocks"]):
+            out[f"{self.name}/activation/{block}"] = r["activations"][i]
+            out[f"{self.name}/gradient/{block}"] = r["gradients"][i]
+            out[f"{self.name}/param_gradient/{block}"] = r["param_gradients"][i]
+            if i:
+                out[f"{self.name}/growth/{block}"] = r["activations"][i] / r["activations"][i - 1]
+        for key in _SUMMARY:
+            out[f"{self.name}/{key}"] = r[key]
+            out[f"{self.name}/{key}_std"] = r[f"{key}_std"]
+        out[f"{self.name}/growth_flag"] = float(r["growth_flag"])
+        out[f"{self.name}/floor_flag"] = float(r["floor_flag"])
+        return {k: float(v) for k, v in out.items() if math.isfinite(v)}
+
+    def sensitivity(self, **grids: Any) -> dict[str, dict[float, int | None]]:
+        """When each threshold of a grid would first have fired (``threshold_sensitivity``)."""
+        steps = [s for s, _ in self._history]
+        growths = [r["max_growth"] for _, r in self._history]
+        floors = [r["deepest_gradient"] for _, r in self._history]
+        return threshold_sensitivity(steps, growths, floors, **grids)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the readings, events and flag states as plain values."""
+        return {
+            "format": STATE_FORMAT,
+            "history": [[step, reading] for step, reading in self._history],
+            "events": [e.as_dict() for e in self._events],
+            "firing": dict(self._firing),
+            "first_fired": dict(self.first_fired),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (all of it is checked before anything changes)."""
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            got = state.get("format") if isinstance(state, dict) else type(state).__name__
+            msg = f"Argument `state` must be a {STATE_FORMAT!r} state_dict, but got {got!r}"
+            raise ValueError(msg)
+        history = []
+        for entry in state.get("history", []):
+            ok = isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[1], dict)
+            if not ok or not {"blocks", "activations", *_SUMMARY} <= set(entry[1]):
+                msg = f"Argument `state` field 'history' has a bad reading: {entry!r:.80}"
+                raise ValueError(msg)
+            history.append((check_int("state['history'] step", entry[0], 0), entry[1]))
+        events = [Event.from_dict(e) for e in state.get("events", [])]
+        firing, first = state.get("firing"), state.get("first_fired")
+        if set(firing or ()) != set(self._firing) or set(first or ()) != set(self.first_fired):
+            msg = "Argument `state` fields 'firing' and 'first_fired' must name every flag"
+            raise ValueError(msg)
+        self._history, self._events = history, events
+        self._firing = {k: bool(v) for k, v in dict(firing or {}).items()}
+        self.first_fired = {k: None if v is None else int(v) for k, v in dict(first or {}).items()}
+
+    def describe(self) -> str:
+        """One sentence on the latest reading."""
+        if not self._history:
+            return "No flow reading yet."
+        step, r = self._history[-1]
+        return (
+            f"At step {step}: max block growth {r['max_growth']:.3g}x "
+            f"({'over' if r['growth_flag'] else 'under'} {self.growth:g}x), deepest "
+            f"gradient {r['deepest_gradient']:.3g} ({'below' if r['floor_flag'] else 'above'} "
+            f"{self.floor:g})."
+        )
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.describe()}"
+
+
+def _median_norm(x: Any) -> Any:
+    """Median over the batch (the first dimension) of each sample's norm."""
+    return x.detach().flatten(1).norm(dim=1).median() if x.dim() > 1 else x.detach().norm()
