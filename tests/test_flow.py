@@ -205,3 +205,32 @@ def test_audit_helpers_on_plain_numbers():
         [5, 6], [3.0, 60.0], [1e-3, 1e-8], growths=(50.0,), floors=(1e-7,)
     )
     assert table == {"growth": {50.0: 6}, "floor": {1e-7: 6}}
+
+
+def _credit_run(make_optimizer, steps=6):
+    model = ResMLP()
+    optimizer = make_optimizer(model.parameters())
+    probe = FlowProbe(_batch(), every=3, loss_fn=nn.functional.cross_entropy)
+    monitor = TrainingMonitor(model, [probe])
+    monitor.attach(optimizer)
+    for step in range(steps):
+        x, y = _batch(seed=10 + step)
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return probe, monitor
+
+
+def test_credit_alignment_is_one_under_plain_sgd_and_below_under_adam():
+    probe, monitor = _credit_run(lambda p: torch.optim.SGD(p, lr=0.1))
+    assert [s for s, _ in probe.history] == [3, 6]
+    for _, reading in probe.history:
+        # ΔW = -lr·g exactly: the cosine is 1 up to float32 rounding (measured 1 - 2e-8)
+        np.testing.assert_allclose(reading["credit"], 1.0, atol=1e-6)
+    assert monitor.metrics()["flow/credit_mean"] == pytest.approx(1.0, abs=1e-6)
+    probe, _ = _credit_run(lambda p: torch.optim.Adam(p, lr=1e-2))
+    credit = np.array(probe.history[-1][1]["credit"])
+    # Adam's momentum (of earlier batches) and per-coordinate scaling turn the update
+    # away from this step's gradient: measured -0.07 to -0.01 at step 6 here
+    assert np.all(np.isfinite(credit))
+    assert np.all(np.abs(credit) < 0.99)

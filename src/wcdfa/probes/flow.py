@@ -9,6 +9,14 @@ block's output and the norm of the block's parameter gradient; the flags and the
 provenance are in :mod:`wcdfa.audit`. With K > 1 batches every summary also reports
 its spread across the batches (``*_std``), so drift can be told from noise.
 
+Credit alignment: on each sampled step, per block, the cosine between the update the
+optimizer applied, ΔW, and the negative gradient it was given, −∇L (both over the
+block's parameters): exactly 1 for plain SGD, informative for Adam-family optimizers
+and for any rule that writes its own updates. It needs the optimizer (a monitor
+attached to it): a step pre-hook copies the blocks' parameters just before each
+sampled step only, and the copy is freed once the step is read (a transient copy of
+the blocks, one step in ``every``; the ‖ΔW‖ monitor's own snapshot is not shared).
+
 Blocks: ``blocks=`` names or module types; by default the children with parameters of
 an ``nn.Sequential`` model, else the children of the model's first ``nn.ModuleList`` or
 ``nn.Sequential`` of two or more modules (a residual stack such as ``model.layers``).
@@ -25,7 +33,7 @@ import numpy as np
 from wcdfa._checks import check_int, check_real
 from wcdfa.audit import FLOOR, GROWTH, flags, threshold_sensitivity
 from wcdfa.probes.attention import run_batch
-from wcdfa.probes.base import Event, ModelProbe, check_name, probe_forward
+from wcdfa.probes.base import Event, ModelProbe, ProbeContext, check_name, probe_forward
 
 __all__ = ["FlowProbe", "find_blocks"]
 
@@ -83,7 +91,8 @@ class FlowProbe(ModelProbe):
     block), ``<name>/gradient/<block>``, ``<name>/param_gradient/<block>``,
     ``<name>/max_growth``, ``<name>/end_to_end``, ``<name>/deepest_gradient`` (each with
     ``_std`` across the batches when K > 1), ``<name>/growth_flag`` and
-    ``<name>/floor_flag`` (1 or 0). Events: ``growth_flag``, ``floor_flag`` (when a flag
+    ``<name>/floor_flag`` (1 or 0), and with the optimizer ``<name>/credit/<block>`` and
+    ``<name>/credit_mean``. Events: ``growth_flag``, ``floor_flag`` (when a flag
     starts firing) and ``degenerate_credit`` (when both fire together); their first
     steps are in :attr:`first_fired`.
     """
@@ -112,6 +121,9 @@ class FlowProbe(ModelProbe):
         self.name = check_name(name)
         self._history: list[tuple[int, dict[str, Any]]] = []
         self._events: list[Event] = []
+        self._steps = 0  # optimizer steps begun, counted by the pre-hook
+        self._before: dict[int, Any] | None = None  # the blocks' weights before a sampled step
+        self._hook: Any = None
         self._firing: dict[str, bool] = {
             "growth_flag": False,
             "floor_flag": False,
@@ -127,6 +139,56 @@ class FlowProbe(ModelProbe):
     def history(self) -> list[tuple[int, dict[str, Any]]]:
         """``(step, reading)`` per reading: per-block lists and the summaries."""
         return self._history
+
+    def start(self, context: ProbeContext) -> None:
+        """With the optimizer known, copy the blocks' weights before each sampled step."""
+        self._steps = context.step
+        if context.optimizer is None or context.model is None:
+            return
+        blocks = find_blocks(context.model, self.blocks)
+        params = [p for _, m in blocks for p in m.parameters() if p.requires_grad]
+        if self._hook is not None:
+            self._hook.remove()
+
+        def before_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+            self._steps += 1
+            if self._steps % self.every == 0:
+                self._before = {id(p): p.detach().clone() for p in params}
+
+        self._hook = context.optimizer.register_step_pre_hook(before_step)
+
+    def measure(self, context: ProbeContext) -> None:
+        """Read the model now; with the pre-step copy, also the credit alignment."""
+        credit = None
+        if self._before is not None and context.model is not None and self._steps == context.step:
+            credit = self._credit(context.model)
+        self._before = None
+        super().measure(context)
+        if credit is not None:
+            self._history[-1][1]["credit"] = credit
+
+    def _credit(self, model: Any) -> list[float]:
+        """Per block: cos(ΔW, −∇L) over its parameters (NaN without gradients)."""
+        import torch  # noqa: PLC0415
+
+        before = self._before or {}
+        values = []
+        for _, module in find_blocks(model, self.blocks):
+            dots = [
+                (
+                    ((p.detach() - before[id(p)]) * -p.grad).sum(),
+                    (p.detach() - before[id(p)]).square().sum(),
+                    p.grad.square().sum(),
+                )
+                for p in module.parameters()
+                if id(p) in before and p.grad is not None
+            ]
+            if not dots:
+                values.append(torch.tensor(float("nan")))
+                continue
+            dot, dw, gg = (torch.stack(x).sum() for x in zip(*dots, strict=True))
+            values.append((dot / (dw.sqrt() * gg.sqrt())).to("cpu", torch.float64))
+        return [float(v) for v in torch.stack(values)]
 
     def read(self, model: Any) -> dict[str, Any]:
         """Measure ``model`` on the probe batches now (see the module)."""
@@ -231,6 +293,10 @@ class FlowProbe(ModelProbe):
             out[f"{self.name}/param_gradient/{block}"] = r["param_gradients"][i]
             if i:
                 out[f"{self.name}/growth/{block}"] = r["activations"][i] / r["activations"][i - 1]
+            if "credit" in r:
+                out[f"{self.name}/credit/{block}"] = r["credit"][i]
+        if "credit" in r and np.isfinite(r["credit"]).any():
+            out[f"{self.name}/credit_mean"] = float(np.nanmean(r["credit"]))
         for key in _SUMMARY:
             out[f"{self.name}/{key}"] = r[key]
             out[f"{self.name}/{key}_std"] = r[f"{key}_std"]
