@@ -78,6 +78,29 @@ def test_attention_crystallisation_quick(tmp_path):
     assert (tmp_path / "attention_seed0.png").stat().st_size > 10_000
 
 
+def test_learning_rule_audit_quick(tmp_path):
+    import json
+
+    report = tmp_path / "audit.md"
+    _run(
+        "learning_rule_audit.py",
+        "--quick",
+        "--out",
+        str(tmp_path),
+        "--report",
+        str(report),
+        cwd=tmp_path,
+    )
+    result = json.loads((tmp_path / "audit_seed0.json").read_text())
+    backprop, dfa = result["runs"]
+    assert (backprop["rule"], dfa["rule"]) == ("backprop", "dfa")
+    assert backprop["test_accuracy"] > 0.5  # both rules learn the synthetic task
+    assert dfa["test_accuracy"] > 0.5
+    assert len(dfa["rule_cosine"]) == len(dfa["null_cosine"]) == 6  # one per block
+    assert "rule_cosine" not in backprop
+    assert "| 0 | dfa |" in report.read_text()
+
+
 def test_jax_optax_example(tmp_path):
     pytest.importorskip("jax")
     pytest.importorskip("optax")

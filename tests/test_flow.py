@@ -234,3 +234,34 @@ def test_credit_alignment_is_one_under_plain_sgd_and_below_under_adam():
     # away from this step's gradient: measured -0.07 to -0.01 at step 6 here
     assert np.all(np.isfinite(credit))
     assert np.all(np.abs(credit) < 0.99)
+
+
+def test_a_rules_credit_is_compared_with_the_true_gradient_and_a_null_reference():
+    model = ResMLP()
+    x, y = _batch()
+
+    def exact(m, inputs, targets, generator):
+        # the true gradient itself (cosine 1); with a generator: random directions
+        outs = []
+        handles = [b.register_forward_hook(lambda mod, a, o: outs.append(o)) for b in m.blocks]
+        with torch.enable_grad():
+            loss = nn.functional.cross_entropy(m(inputs), targets)
+            grads = torch.autograd.grad(loss, outs)
+        for h in handles:
+            h.remove()
+        if generator is None:
+            return list(grads)
+        return [torch.randn(g.shape, generator=generator) for g in grads]
+
+    probe = FlowProbe((x, y), loss_fn=nn.functional.cross_entropy, credit_fn=exact, null_draws=16)
+    reading = probe.observe(model, 1)
+    np.testing.assert_allclose(reading["rule_cosine"], 1.0, atol=1e-6)
+    # random directions in 32 x 16 dimensions: cosine about 0 with std 1/sqrt(512) = 0.044
+    assert np.all(np.abs(reading["null_cosine"]) < 0.05)
+    assert np.all(
+        (np.array(reading["null_cosine_std"]) > 0.02)
+        & (np.array(reading["null_cosine_std"]) < 0.08)
+    )
+    assert probe.metrics()["flow/rule_cosine/blocks.0"] == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="`credit_fn` must be callable and needs `loss_fn`"):
+        FlowProbe(x, credit_fn=exact)

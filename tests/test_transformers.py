@@ -156,3 +156,24 @@ def test_the_attention_probe_reaches_the_logs(tmp_path):
     assert len(heads) == 2
     logged = [r for r in trainer.state.log_history if "loss" in r]
     assert logged[-1]["attention/entropy/transformer.h.0.attn/h0"] == pytest.approx(heads[0])
+
+
+def test_the_flow_probe_reaches_the_logs(tmp_path):
+    from wcdfa import TrainingMonitor
+    from wcdfa.probes import FlowProbe
+
+    ids = TokenDataset(n=8, seed=6).ids
+    probe = FlowProbe(
+        ({"input_ids": ids, "labels": ids}, None),
+        every=40,
+        loss_fn=lambda output, _: output.loss,
+        blocks=["transformer.wte", "transformer.h.0", "transformer.ln_f"],
+    )
+    monitor = TrainingMonitor(probes=[probe])
+    _, trainer = _trainer(tmp_path, WeightChangeDFACallback(monitor=monitor))
+    trainer.train()
+    assert [s for s, _ in probe.history] == [40, 80, 120]
+    reading = probe.history[-1][1]
+    assert all(g > 0 for g in reading["gradients"])
+    logged = [r for r in trainer.state.log_history if "loss" in r]
+    assert logged[-1]["flow/deepest_gradient"] == pytest.approx(reading["deepest_gradient"])

@@ -17,6 +17,14 @@ attached to it): a step pre-hook copies the blocks' parameters just before each
 sampled step only, and the copy is freed once the step is read (a transient copy of
 the blocks, one step in ``every``; the ‖ΔW‖ monitor's own snapshot is not shared).
 
+A learning rule's own credit (``credit_fn``, with ``loss_fn``): ``credit_fn(model,
+inputs, targets, generator)`` returns the rule's credit signal for each block's output
+(a list in block order, or a dict by block name), the tensor the rule uses in place of
+∂L/∂h_l; the probe reports its cosine with the true ∂L/∂h_l on each probe batch. With
+``generator`` a ``torch.Generator`` the function must draw fresh random feedback from
+it: the probe calls it ``null_draws`` times (seeds 0, 1, ...) for the null reference,
+the same cosine under feedback that knows nothing (expected about 0, with its spread).
+
 Blocks: ``blocks=`` names or module types; by default the children with parameters of
 an ``nn.Sequential`` model, else the children of the model's first ``nn.ModuleList`` or
 ``nn.Sequential`` of two or more modules (a residual stack such as ``model.layers``).
@@ -105,6 +113,8 @@ class FlowProbe(ModelProbe):
         loss_fn: Callable[[Any, Any], Any] | None = None,
         blocks: Sequence[Any] | None = None,
         forward: Callable[[Any, Any], Any] | None = None,
+        credit_fn: Callable[..., Any] | None = None,
+        null_draws: int = 8,
         growth: float = GROWTH,
         floor: float = FLOOR,
         relative: bool = False,
@@ -115,7 +125,11 @@ class FlowProbe(ModelProbe):
         if loss_fn is not None and not callable(loss_fn):
             msg = f"Argument `loss_fn` must be callable, but got {type(loss_fn).__name__}"
             raise TypeError(msg)
+        if credit_fn is not None and (loss_fn is None or not callable(credit_fn)):
+            msg = "Argument `credit_fn` must be callable and needs `loss_fn` (the true gradient)"
+            raise ValueError(msg)
         self.loss_fn, self.forward, self.blocks = loss_fn, forward, blocks
+        self.credit_fn, self.null_draws = credit_fn, check_int("null_draws", null_draws, 1)
         self.growth, self.floor = check_real("growth", growth), check_real("floor", floor)
         self.relative = bool(relative)
         self.name = check_name(name)
@@ -207,6 +221,13 @@ class FlowProbe(ModelProbe):
             try:
                 with probe_forward(model, grad=self.loss_fn is not None):
                     result = run_batch(model, inputs, self.forward)
+                    for handle in handles:  # credit_fn may run the model again
+                        handle.remove()
+                    if len(outputs) != len(blocks):
+                        msg = (
+                            f"{len(blocks)} blocks, {len(outputs)} outputs: one ran twice or never"
+                        )
+                        raise ValueError(msg)
                     acts = torch.stack([_median_norm(o) for o in outputs])
                     values = [acts]
                     if self.loss_fn is not None:
@@ -222,15 +243,36 @@ class FlowProbe(ModelProbe):
                             taken, rest = rest[: len(group)], rest[len(group) :]
                             sums.append(torch.stack([zero, *taken]).square().sum().sqrt())
                         values.append(torch.stack(sums))
+                        if self.credit_fn is not None:
+                            true = [g.detach() for g in grads[: len(outputs)]]
+                            values += self._rule_cosines(model, inputs, targets, blocks, true)
             finally:
                 for handle in handles:
                     handle.remove()
-            if len(outputs) != len(blocks):
-                msg = f"{len(blocks)} blocks but {len(outputs)} outputs: a block ran twice or never"
-                raise ValueError(msg)
             per_batch.append(torch.stack(values).detach().to("cpu", torch.float64))
         table = torch.stack(per_batch).numpy()  # (K, 1 or 3, blocks): one transfer per batch
         return self._summarise([n for n, _ in blocks], table)
+
+    def _rule_cosines(
+        self, model: Any, inputs: Any, targets: Any, blocks: list[Any], true: list[Any]
+    ) -> list[Any]:
+        """Return the rule's credit cosine per block, then the null draws' mean and std."""
+        import torch  # noqa: PLC0415
+
+        def cosines(generator: Any) -> Any:
+            with torch.no_grad():
+                credit = self.credit_fn(model, inputs, targets, generator)  # type: ignore[misc]
+            if isinstance(credit, dict):
+                credit = [credit[name] for name, _ in blocks]
+            return torch.stack(
+                [(c * t).sum() / (c.norm() * t.norm()) for c, t in zip(credit, true, strict=True)]
+            )
+
+        own = cosines(None)
+        null = torch.stack(
+            [cosines(torch.Generator().manual_seed(k)) for k in range(self.null_draws)]
+        )
+        return [own, null.mean(0), null.std(0, correction=0)]
 
     def _summarise(self, names: list[str], table: np.ndarray) -> dict[str, Any]:
         acts = table[:, 0]
@@ -247,6 +289,10 @@ class FlowProbe(ModelProbe):
                 table[:, 2].mean(0) if table.shape[1] > 2 else grads.mean(0) * np.nan
             ).tolist(),
         }
+        if table.shape[1] > 3:  # the rule's cosine and the null reference
+            out["rule_cosine"] = table[:, 3].mean(0).tolist()
+            out["null_cosine"] = table[:, 4].mean(0).tolist()
+            out["null_cosine_std"] = table[:, 5].mean(0).tolist()
         for key in _SUMMARY:
             column = np.array([r[key] for r in readings])
             out[key] = float(column.mean())
@@ -295,6 +341,9 @@ class FlowProbe(ModelProbe):
                 out[f"{self.name}/growth/{block}"] = r["activations"][i] / r["activations"][i - 1]
             if "credit" in r:
                 out[f"{self.name}/credit/{block}"] = r["credit"][i]
+            for key in ("rule_cosine", "null_cosine", "null_cosine_std"):
+                if key in r:
+                    out[f"{self.name}/{key}/{block}"] = r[key][i]
         if "credit" in r and np.isfinite(r["credit"]).any():
             out[f"{self.name}/credit_mean"] = float(np.nanmean(r["credit"]))
         for key in _SUMMARY:
