@@ -81,7 +81,7 @@ within 4e-16), one-hot exactly 0.
 
 ## Cost
 
-`python benchmarks/bench_attention.py` (2-core CPU, another training job running):
+`python benchmarks/bench_probes.py` (2-core CPU, another training job running):
 
 ```
 {bench}
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("runs", type=Path)
     root = Path(__file__).resolve().parents[1]
     parser.add_argument("--out", type=Path, default=root / "docs" / "attention.md")
-    parser.add_argument("--bench", type=Path, help="bench_attention.py's output, to include")
+    parser.add_argument("--bench", type=Path, help="bench_probes.py's output, to include")
     args = parser.parse_args()
     bench = args.bench.read_text().strip() if args.bench else "(run the benchmark)"
     results = [json.loads(p.read_text()) for p in sorted(args.runs.glob("attention_seed*.json"))]

@@ -55,10 +55,10 @@ def test_bench_spectral_runs_and_the_fits_agree():
         assert float(row.split()[-1]) < 1e-9  # ... with the same α
 
 
-def test_bench_attention_runs_and_reports_both_models():
+def test_bench_probes_runs_and_reports_every_case():
     pytest.importorskip("transformers")
-    out = _run("bench_attention.py", "--seconds", "0.05")
-    rows = [line for line in out.splitlines() if line.startswith(("transformer", "GPT-2"))]
-    assert len(rows) == 2
+    out = _run("bench_probes.py", "--seconds", "0.05")
+    rows = [line for line in out.splitlines() if line.startswith(("transformer", "GPT-2", "flow"))]
+    assert len(rows) == 4
     for row in rows:
         assert row.split()[-1].endswith("%")  # the amortised cost per step at every=1000
