@@ -165,8 +165,8 @@ def summary(results: list) -> str:
         cos = [float(np.mean(run["rule_cosine"])) for run in dfa]
         null = [float(np.mean(run["null_cosine"])) for run in dfa]
         parts.append(
-            f"DFA's credit pointed along the true gradient with cosine {min(cos):.2f}-"
-            f"{max(cos):.2f}, against {min(null):+.2f} to {max(null):+.2f} for fresh random "
+            f"DFA's credit pointed along the true gradient with cosine {min(cos):.3f}-"
+            f"{max(cos):.3f}, against {min(null):+.3f} to {max(null):+.3f} for fresh random "
             "feedback"
         )
     return "; ".join(parts) + "."

@@ -60,3 +60,17 @@ def test_detx_count_agrees_with_weightwatcher(n, m, seed):
     expected, _ = detX_constraint(evals, rescale=True)
     assert detx_count(evals) == expected
     assert 0 < detx_count(evals) < evals.size
+
+
+def test_a_steep_cluster_at_the_top_fits_without_overflow():
+    # ten nearly equal top eigenvalues give candidates an alpha of ~1e6: the distances of
+    # eigenvalues below such a candidate (not in its tail) once overflowed exp() (a
+    # RuntimeWarning, an error under this suite's filters) before being masked
+    bulk = np.linspace(1.0, 2.0, 60)
+    top = 100.0 + 1e-6 * np.arange(10)
+    evals = np.concatenate([bulk, top])
+    ours, theirs = fit_power_law(evals), WWFit(evals)
+    assert ours.xmin == theirs.xmin
+    # alpha ~ 2e7 from a log-sum difference of ~1e-6: both sums round (measured 1.6e-8)
+    assert ours.alpha == pytest.approx(theirs.alpha, rel=1e-6)
+    assert ours.D == pytest.approx(theirs.D, rel=1e-6)

@@ -115,7 +115,9 @@ def fit_power_law(evals: Any, threshold: float = EVALS_THRESHOLD) -> PowerLawFit
         # only the eigenvalues from this block's first candidate on can be in a tail
         j = np.arange(i[0], count)
         offset = j[None, :] - i[:, None]  # j - i: the rank inside candidate i's tail
-        model = np.exp((1.0 - alphas[i][:, None]) * (logs[j][None, :] - logs[i][:, None]))
+        # j < i (masked below) would overflow for a steep fit: those distances are 0 here
+        ratio = np.maximum(logs[j][None, :] - logs[i][:, None], 0.0)
+        model = np.exp((1.0 - alphas[i][:, None]) * ratio)
         gap = np.abs(1.0 - model - offset / tail[i][:, None])
         gap[offset < 0] = 0.0
         dists[i] = gap.max(axis=1)
