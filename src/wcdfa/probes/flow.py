@@ -177,6 +177,7 @@ class FlowProbe(ModelProbe):
         if self._before is not None and context.model is not None and self._steps == context.step:
             credit = self._credit(context.model)
         self._before = None
+        self._steps = context.step  # the host's count rules (after a resume, say)
         super().measure(context)
         if credit is not None:
             self._history[-1][1]["credit"] = credit
