@@ -81,6 +81,25 @@ def spectral_section(runs: Path, results: list) -> list:
         crossings.append(
             f"seed {r['seed']} (grokking at {r['grokking_epoch']}): " + "; ".join(moves)
         )
+    summary = []
+    for key, label in (
+        ("first", "at the first reading"),
+        ("at_grokking", "at grokking"),
+        ("final", "at the end"),
+    ):
+        values = [
+            a
+            for r in with_spectral
+            if r["spectral"][key]
+            for a in r["spectral"][key]["alpha"].values()
+        ]
+        if values:
+            below = sum(a < BAND[0] for a in values)
+            above = sum(a > BAND[1] for a in values)
+            summary.append(
+                f"{label} α ranged {min(values):.2f}–{max(values):.2f} over the layers and seeds "
+                f"({below} of {len(values)} below {BAND[0]:g}, {above} above {BAND[1]:g})"
+            )
     return [
         "## Every layer's spectral α over the same runs",
         "",
@@ -93,6 +112,9 @@ def spectral_section(runs: Path, results: list) -> list:
         *rows,
         "",
         f"Against the HTSR band {BAND[0]:g}–{BAND[1]:g}: " + ". ".join(crossings) + ".",
+        "",
+        "**What the spectra show.** " + "; ".join(summary).capitalize() + ". "
+        "Read next to the ‖ΔW‖ α above, per seed, not as a law.",
         "",
     ]
 
@@ -145,7 +167,13 @@ def main() -> None:
     preceded = sum(1 for g in gaps if g > 0)
     verdict = (
         f"Generalisation preceded criticality in {preceded} of {len(results)} runs"
-        + (f" (by {min(gaps)}–{max(gaps)} epochs)" if preceded else "")
+        + (
+            f" (by {min(gaps)}–{max(gaps)} epochs)"
+            if preceded and min(gaps) != max(gaps)
+            else f" (by {gaps[0]} epochs)"
+            if preceded
+            else ""
+        )
         + ": "
         + "; ".join(statements)
         + ". Criticality never came before generalisation "
@@ -163,7 +191,7 @@ def main() -> None:
         "stride=200) updated once per epoch; accuracy every 10 epochs. Commands:",
         "",
         "```bash",
-        "python examples/grokking.py --seed 0 --probes spectral --out runs/grokking  # and 1, 2",
+        "python examples/grokking.py --seed 0 --probes spectral --threads 1 --out runs/grokking",
         "python benchmarks/grokking_report.py runs/grokking          # this page",
         "```",
         "",
