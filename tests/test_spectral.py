@@ -162,6 +162,15 @@ def test_float32_and_svd_routes_agree_with_the_float64_path():
             assert b.alpha == pytest.approx(a.alpha, rel=1e-3), (a.name, kwargs)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_weights_are_read_as_the_values_they_hold(dtype):
+    torch.manual_seed(8)
+    layer = torch.nn.Linear(40, 60).to(dtype)
+    record = analyze(layer)[0]
+    exact = np.linalg.svd(layer.weight.detach().double().numpy(), compute_uv=False) ** 2
+    np.testing.assert_allclose(record.evals, np.sort(exact), rtol=1e-10, atol=1e-14)
+
+
 def test_layer_selection_and_bad_arguments_name_what_is_wrong():
     model = trained_mlp()
     assert analyze(model, layers=["2"]).names == ["2"]

@@ -216,7 +216,7 @@ def eigenvalues(stack: Tensor, *, dtype: torch.dtype, method: str = "gram") -> T
     pools spin against each other.)
     """
     if method == "gram" and stack.device.type == "cpu" and dtype == torch.float64:
-        a = stack.detach().numpy().astype(np.float64)
+        a = stack.detach().to(torch.float64).numpy()  # bf16/fp16 have no numpy dtype
         a = a[0] if a.shape[0] == 1 else a  # 2-D: numpy's AᵀA is then a rank-k update
         tall = a.shape[-2] >= a.shape[-1]
         at = np.swapaxes(a, -1, -2)
