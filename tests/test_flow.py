@@ -265,3 +265,46 @@ def test_a_rules_credit_is_compared_with_the_true_gradient_and_a_null_reference(
     assert probe.metrics()["flow/rule_cosine/blocks.0"] == pytest.approx(1.0, abs=1e-6)
     with pytest.raises(ValueError, match="`credit_fn` must be callable and needs `loss_fn`"):
         FlowProbe(x, credit_fn=exact)
+
+
+def test_gradients_from_the_training_backward_match_that_steps_own_gradients():
+    model = ResMLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    probe = FlowProbe(_batch()[0], every=3, gradients="training")
+    TrainingMonitor(model, [probe]).attach(optimizer)
+    expected = {}
+    for step in range(1, 7):
+        x, y = _batch(seed=20 + step)
+        if step % 3 == 0:  # the gradient w.r.t. each block's output, by hand, same weights
+            twin = ResMLP()
+            twin.load_state_dict(model.state_dict())
+            twin.train()
+            _, grads, params = _hand_train(twin, x, y)
+            expected[step] = (grads, params)
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    assert [s for s, _ in probe.history] == [3, 6]
+    for step, reading in probe.history:
+        grads, params = expected[step]
+        np.testing.assert_allclose(reading["gradients"], grads, rtol=1e-6)
+        np.testing.assert_allclose(reading["param_gradients"], params, rtol=1e-6)
+        assert np.isnan(reading["deepest_gradient_std"])  # one training batch
+    with pytest.raises(ValueError, match=r"`gradients` must be one of \('probe', 'training'\)"):
+        FlowProbe(_batch()[0], gradients="both")
+
+
+def _hand_train(model, x, y):
+    """As _hand, in train mode (the training forward)."""
+    h = model.inp(x)
+    outs = []
+    for block in model.blocks:
+        h = block(h)
+        h.retain_grad()
+        outs.append(h)
+    nn.functional.cross_entropy(model.head(h), y).backward()
+    grads = [float(o.grad.norm()) for o in outs]
+    params = [
+        float(torch.sqrt(sum(p.grad.norm() ** 2 for p in b.parameters()))) for b in model.blocks
+    ]
+    return None, grads, params

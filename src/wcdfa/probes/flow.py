@@ -25,6 +25,14 @@ inputs, targets, generator)`` returns the rule's credit signal for each block's 
 it: the probe calls it ``null_draws`` times (seeds 0, 1, ...) for the null reference,
 the same cosine under feedback that knows nothing (expected about 0, with its spread).
 
+``gradients="training"``: ∂L/∂h_l is read from the training's own backward instead,
+through tensor hooks that the blocks' forward hooks put on their outputs during the
+training forward before each sampled step only (no extra cost on the other steps; no
+``loss_fn`` needed, so it serves rules that do not backpropagate a loss as well); the
+activations still come from the probe batches, and ∂L/∂h_l is that of the last
+backward before the step (the last micro-batch under accumulation). It needs the
+optimizer (a monitor attached to it).
+
 Blocks: ``blocks=`` names or module types; by default the children with parameters of
 an ``nn.Sequential`` model, else the children of the model's first ``nn.ModuleList`` or
 ``nn.Sequential`` of two or more modules (a residual stack such as ``model.layers``).
@@ -38,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from wcdfa._checks import check_int, check_real
+from wcdfa._checks import check_choice, check_int, check_real
 from wcdfa.audit import FLOOR, GROWTH, flags, threshold_sensitivity
 from wcdfa.probes.attention import run_batch
 from wcdfa.probes.base import Event, ModelProbe, ProbeContext, check_name, probe_forward
@@ -115,6 +123,7 @@ class FlowProbe(ModelProbe):
         forward: Callable[[Any, Any], Any] | None = None,
         credit_fn: Callable[..., Any] | None = None,
         null_draws: int = 8,
+        gradients: str = "probe",
         growth: float = GROWTH,
         floor: float = FLOOR,
         relative: bool = False,
@@ -130,6 +139,13 @@ class FlowProbe(ModelProbe):
             raise ValueError(msg)
         self.loss_fn, self.forward, self.blocks = loss_fn, forward, blocks
         self.credit_fn, self.null_draws = credit_fn, check_int("null_draws", null_draws, 1)
+        self.gradients = check_choice("gradients", gradients, ("probe", "training"))
+        if credit_fn is not None and self.gradients == "training":
+            msg = "Argument `credit_fn` needs the probe batches' gradient: gradients='probe'"
+            raise ValueError(msg)
+        self._armed = False  # record the next training backward (gradients="training")
+        self._seen: dict[int, Any] = {}  # block index -> gradient norm of that backward
+        self._block_hooks: list[Any] = []
         self.growth, self.floor = check_real("growth", growth), check_real("floor", floor)
         self.relative = bool(relative)
         self.name = check_name(name)
@@ -170,6 +186,35 @@ class FlowProbe(ModelProbe):
                 self._before = {id(p): p.detach().clone() for p in params}
 
         self._hook = context.optimizer.register_step_pre_hook(before_step)
+        if self.gradients == "training":
+            self._hook_training(blocks, context)
+
+    def _hook_training(self, blocks: list[Any], context: ProbeContext) -> None:
+        """Tensor hooks on the block outputs of the training backward before sampled steps."""
+        import torch  # noqa: PLC0415
+
+        for handle in self._block_hooks:
+            handle.remove()
+        self._armed = (context.step + 1) % self.every == 0
+        self._seen = {}
+
+        def forward_hook(module: Any, args: Any, out: Any, index: int = 0) -> None:
+            tensor = out[0] if isinstance(out, (tuple, list)) else out
+            if self._armed and module.training and torch.is_grad_enabled() and tensor.requires_grad:
+                tensor.register_hook(
+                    lambda g, i=index: self._seen.__setitem__(i, g.detach().norm())
+                )
+
+        self._block_hooks = [
+            m.register_forward_hook(lambda mod, a, o, i=i: forward_hook(mod, a, o, i))
+            for i, (_, m) in enumerate(blocks)
+        ]
+
+        def after_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+            if (self._steps + 1) % self.every == 0:
+                self._armed = True
+
+        self._block_hooks.append(context.optimizer.register_step_post_hook(after_step))
 
     def measure(self, context: ProbeContext) -> None:
         """Read the model now; with the pre-step copy, also the credit alignment."""
@@ -178,7 +223,9 @@ class FlowProbe(ModelProbe):
             credit = self._credit(context.model)
         self._before = None
         self._steps = context.step  # the host's count rules (after a resume, say)
-        super().measure(context)
+        super().measure(context)  # reads what the training backward's hooks saw
+        self._armed = (context.step + 1) % self.every == 0
+        self._seen = {}
         if credit is not None:
             self._history[-1][1]["credit"] = credit
 
@@ -231,7 +278,9 @@ class FlowProbe(ModelProbe):
                         raise ValueError(msg)
                     acts = torch.stack([_median_norm(o) for o in outputs])
                     values = [acts]
-                    if self.loss_fn is not None:
+                    if self.gradients == "training":
+                        values += self._training_norms(blocks, acts)
+                    elif self.loss_fn is not None:
                         loss = self.loss_fn(result, targets)
                         params = [[p for p in m.parameters() if p.requires_grad] for _, m in blocks]
                         flat = [p for group in params for p in group]
@@ -253,6 +302,22 @@ class FlowProbe(ModelProbe):
             per_batch.append(torch.stack(values).detach().to("cpu", torch.float64))
         table = torch.stack(per_batch).numpy()  # (K, 1 or 3, blocks): one transfer per batch
         return self._summarise([n for n, _ in blocks], table)
+
+    def _training_norms(self, blocks: list[Any], acts: Any) -> list[Any]:
+        """Return the training backward's norms: ∂L/∂h_l and the parameter gradients.
+
+        ∂L/∂h_l comes from the tensor hooks (NaN where they saw nothing); the parameter
+        gradients from ``.grad`` as the step left them.
+        """
+        import torch  # noqa: PLC0415
+
+        nan = acts.new_full((), float("nan"))
+        grads = [self._seen.get(i, nan).to(acts.device) for i in range(len(blocks))]
+        params = []
+        for _, module in blocks:
+            norms = [p.grad.detach().norm() for p in module.parameters() if p.grad is not None]
+            params.append(torch.stack(norms).square().sum().sqrt() if norms else nan)
+        return [torch.stack(grads).to(acts.dtype), torch.stack(params).to(acts.dtype)]
 
     def _rule_cosines(
         self, model: Any, inputs: Any, targets: Any, blocks: list[Any], true: list[Any]
@@ -305,7 +370,9 @@ class FlowProbe(ModelProbe):
             floor=self.floor,
             relative=self.relative,
         )
-        has_grad = self.loss_fn is not None
+        has_grad = self.loss_fn is not None or self.gradients == "training"
+        if self.gradients == "training":  # one training batch: no spread across batches
+            out["deepest_gradient_std"] = float("nan")
         out["growth_flag"] = mean["growth_flag"]
         out["floor_flag"] = mean["floor_flag"] and has_grad
         return out
