@@ -16,6 +16,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 HEAD = """# Attention heads: entropy, crystallisation, compensation
 
 `AttentionProbe` reads every attention head's normalised entropy on a fixed probe batch,
@@ -151,6 +153,30 @@ def main() -> None:
         lines.append(f"- seed {r['seed']}: {scores}")
         shutil.copy(
             args.runs / f"attention_seed{r['seed']}.png", img / f"attention_seed{r['seed']}.png"
+        )
+    lines += ["", "Per seed:", ""]
+    for r in results:
+        data = np.load(args.runs / f"attention_seed{r['seed']}.npz")
+        acc = data["test_acc"]
+        seen = np.flatnonzero(np.isfinite(acc))
+        best = seen[np.argmax(acc[seen])]
+        spread = data["entropies"].std(axis=1)
+        note = (
+            f" ({r['epochs']} epochs: shorter than the full 12,000)" if r["epochs"] < 12000 else ""
+        )
+        lines.append(
+            f"- seed {r['seed']}{note}: "
+            + (
+                f"test accuracy passed 90 % at epoch {r['grokking_epoch']}, "
+                if r["grokking_epoch"]
+                else "no grokking, "
+            )
+            + f"peaked at {acc[best]:.3f} (epoch {best + 1}) and ended at "
+            f"{r['final_test_accuracy']:.3f}; "
+            f"the heads' spread ranged {spread.min():.1e}-{spread.max():.1e} "
+            f"({'never' if spread.min() >= 1e-3 else 'at times'} below the 1e-3 start threshold), "
+            f"mean entropy {data['entropies'][0].mean():.3f} at the first reading and "
+            f"{r['final_mean_entropy']:.3f} at the end."
         )
     means = [r["final_mean_entropy"] for r in results]
     claim = 0.611992
