@@ -18,7 +18,7 @@ import numpy as np
 
 from wcdfa._checks import check_int, check_real
 from wcdfa.attention.crystal import Crystallisation, convergence_steps, spread
-from wcdfa.probes.base import Event, ModelProbe, check_name, probe_forward
+from wcdfa.probes.base import Event, ModelProbe, check_name, load_history, probe_forward
 
 __all__ = ["AttentionProbe", "run_batch"]
 
@@ -211,20 +211,9 @@ class AttentionProbe(ModelProbe):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (all of it is checked before anything changes)."""
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            msg = f"Argument `state` must be a {STATE_FORMAT!r} state_dict, but got {got!r}"
-            raise ValueError(msg)
-        history = []
-        for entry in state.get("history", []):
-            ok = isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[1], dict)
-            if not ok or not all(isinstance(v, list) for v in entry[1].values()):
-                msg = (
-                    "Argument `state` field 'history' must hold [step, {layer: [...]}], "
-                    f"but got {entry!r:.80}"
-                )
-                raise ValueError(msg)
-            history.append((check_int("state['history'] step", entry[0], 0), entry[1]))
+        history = load_history(
+            state, STATE_FORMAT, lambda r: all(isinstance(v, list) for v in r.values())
+        )
         events = [Event.from_dict(e) for e in state.get("events", [])]
         watch = state.get("watch")
         try:

@@ -11,10 +11,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Event", "ModelProbe", "Probe", "ProbeContext", "event_counts", "probe_forward"]
+from wcdfa._checks import check_int
+
+__all__ = [
+    "Event",
+    "ModelProbe",
+    "Probe",
+    "ProbeContext",
+    "check_name",
+    "event_counts",
+    "load_history",
+    "probe_forward",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +160,31 @@ class ModelProbe:
     def observe(self, model: Any, step: int) -> Any:
         """Read ``model`` as the reading of ``step`` (outside a TrainingMonitor too)."""
         raise NotImplementedError
+
+
+def load_history(
+    state: Any, format_: str, valid: Callable[[dict[str, Any]], bool]
+) -> list[tuple[int, Any]]:
+    """Check a probe state's ``format`` and return its ``history`` as ``(step, reading)``.
+
+    Every reading must be a dict that ``valid`` accepts; anything else raises
+    ``ValueError`` naming the field, before the probe changes anything.
+    """
+    if not isinstance(state, dict) or state.get("format") != format_:
+        got = state.get("format") if isinstance(state, dict) else type(state).__name__
+        msg = f"Argument `state` must be a {format_!r} state_dict, but got {got!r}"
+        raise ValueError(msg)
+    out = []
+    for entry in state.get("history", []):
+        if not (isinstance(entry, (list, tuple)) and len(entry) == 2):
+            msg = f"Argument `state` field 'history' must hold [step, reading], got {entry!r:.80}"
+            raise ValueError(msg)
+        step, reading = entry
+        if not isinstance(reading, dict) or not valid(reading):
+            msg = f"Argument `state` field 'history' has a bad reading at step {step!r}"
+            raise ValueError(msg)
+        out.append((check_int("state['history'] step", step, 0), reading))
+    return out
 
 
 def check_name(name: Any) -> str:

@@ -49,7 +49,14 @@ import numpy as np
 from wcdfa._checks import check_choice, check_int, check_real
 from wcdfa.audit import FLOOR, GROWTH, flags, threshold_sensitivity
 from wcdfa.probes.attention import run_batch
-from wcdfa.probes.base import Event, ModelProbe, ProbeContext, check_name, probe_forward
+from wcdfa.probes.base import (
+    Event,
+    ModelProbe,
+    ProbeContext,
+    check_name,
+    load_history,
+    probe_forward,
+)
 
 __all__ = ["FlowProbe", "find_blocks"]
 
@@ -440,17 +447,9 @@ class FlowProbe(ModelProbe):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (all of it is checked before anything changes)."""
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            msg = f"Argument `state` must be a {STATE_FORMAT!r} state_dict, but got {got!r}"
-            raise ValueError(msg)
-        history = []
-        for entry in state.get("history", []):
-            ok = isinstance(entry, (list, tuple)) and len(entry) == 2 and isinstance(entry[1], dict)
-            if not ok or not {"blocks", "activations", *_SUMMARY} <= set(entry[1]):
-                msg = f"Argument `state` field 'history' has a bad reading: {entry!r:.80}"
-                raise ValueError(msg)
-            history.append((check_int("state['history'] step", entry[0], 0), entry[1]))
+        history = load_history(
+            state, STATE_FORMAT, lambda r: {"blocks", "activations", *_SUMMARY} <= set(r)
+        )
         events = [Event.from_dict(e) for e in state.get("events", [])]
         firing, first = state.get("firing"), state.get("first_fired")
         if set(firing or ()) != set(self._firing) or set(first or ()) != set(self.first_fired):

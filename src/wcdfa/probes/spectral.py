@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from wcdfa._checks import check_choice, check_int, check_real
-from wcdfa.probes.base import Event, ModelProbe, check_name
+from wcdfa.probes.base import Event, ModelProbe, check_name, load_history
 from wcdfa.spectral.esd import OVER_TRAINED, UNDER_TRAINED, SpectralAnalysis
 
 __all__ = ["SpectralProbe"]
@@ -219,24 +219,11 @@ class SpectralProbe(ModelProbe):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (all of it is checked before anything changes)."""
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            msg = f"Argument `state` must be a {STATE_FORMAT!r} state_dict, but got {got!r}"
-            raise ValueError(msg)
-        history = []
-        for entry in state.get("history", []):
-            if not (isinstance(entry, (list, tuple)) and len(entry) == 2):
-                msg = (
-                    f"Argument `state` field 'history' must hold [step, reading], got {entry!r:.80}"
-                )
-                raise ValueError(msg)
-            step, reading = entry
-            if not isinstance(reading, dict) or not all(
-                isinstance(v, dict) and set(RECORDED) <= set(v) for v in reading.values()
-            ):
-                msg = f"Argument `state` field 'history' has a bad reading at step {step!r}"
-                raise ValueError(msg)
-            history.append((check_int("state['history'] step", step, 0), reading))
+        history = load_history(
+            state,
+            STATE_FORMAT,
+            lambda r: all(isinstance(v, dict) and set(RECORDED) <= set(v) for v in r.values()),
+        )
         events = [Event.from_dict(e) for e in state.get("events", [])]
         band = state.get("band", {})
         if not isinstance(band, dict):
