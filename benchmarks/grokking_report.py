@@ -52,7 +52,7 @@ def spectral_section(runs: Path, results: list) -> list:
     names = with_spectral[0]["spectral"]["layers"]
     header = "| seed | reading | epoch | " + " | ".join(names) + " |"
     rows = [header, "|---|---|---|" + "---|" * len(names)]
-    crossings = []
+    crossings, below_from = [], []
     for r in with_spectral:
         spec = r["spectral"]
         for key in ("first", "at_grokking", "final"):
@@ -80,6 +80,18 @@ def spectral_section(runs: Path, results: list) -> list:
                 )
         crossings.append(
             f"seed {r['seed']} (grokking at {r['grokking_epoch']}): " + "; ".join(moves)
+        )
+        stays = []
+        for name, row in zip(layers, alphas, strict=True):
+            above = np.flatnonzero(row >= BAND[0])
+            if not above.size:
+                stays.append(f"{name} from the start")
+            elif above[-1] + 1 < row.size:
+                stays.append(f"{name} from epoch {epochs[above[-1] + 1]}")
+            else:
+                stays.append(f"{name} not at the end")
+        below_from.append(
+            f"seed {r['seed']} (grokking at {r['grokking_epoch']}): " + ", ".join(stays)
         )
     summary = []
     for key, label in (
@@ -112,6 +124,8 @@ def spectral_section(runs: Path, results: list) -> list:
         *rows,
         "",
         f"Against the HTSR band {BAND[0]:g}–{BAND[1]:g}: " + ". ".join(crossings) + ".",
+        "",
+        f"α stays below {BAND[0]:g} through the end — " + "; ".join(below_from) + ".",
         "",
         "**What the spectra show.** " + "; ".join(summary).capitalize() + ". "
         "Read next to the ‖ΔW‖ α above, per seed, not as a law.",
