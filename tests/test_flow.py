@@ -44,9 +44,9 @@ def _batch(seed=1, n=32):
     return torch.randn(n, 8, generator=gen), torch.randint(0, 3, (n,), generator=gen)
 
 
-def _hand(model, x, y):
+def _hand(model, x, y, train=False):
     """Block outputs, their loss gradients and the blocks' parameter gradients, by hand."""
-    model.eval()
+    model.train(train)
     h = model.inp(x)
     outs = []
     for block in model.blocks:
@@ -278,8 +278,7 @@ def test_gradients_from_the_training_backward_match_that_steps_own_gradients():
         if step % 3 == 0:  # the gradient w.r.t. each block's output, by hand, same weights
             twin = ResMLP()
             twin.load_state_dict(model.state_dict())
-            twin.train()
-            _, grads, params = _hand_train(twin, x, y)
+            _, grads, params = _hand(twin, x, y, train=True)
             expected[step] = (grads, params)
         optimizer.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
@@ -292,19 +291,3 @@ def test_gradients_from_the_training_backward_match_that_steps_own_gradients():
         assert np.isnan(reading["deepest_gradient_std"])  # one training batch
     with pytest.raises(ValueError, match=r"`gradients` must be one of \('probe', 'training'\)"):
         FlowProbe(_batch()[0], gradients="both")
-
-
-def _hand_train(model, x, y):
-    """As _hand, in train mode (the training forward)."""
-    h = model.inp(x)
-    outs = []
-    for block in model.blocks:
-        h = block(h)
-        h.retain_grad()
-        outs.append(h)
-    nn.functional.cross_entropy(model.head(h), y).backward()
-    grads = [float(o.grad.norm()) for o in outs]
-    params = [
-        float(torch.sqrt(sum(p.grad.norm() ** 2 for p in b.parameters()))) for b in model.blocks
-    ]
-    return None, grads, params

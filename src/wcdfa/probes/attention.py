@@ -256,9 +256,6 @@ class AttentionProbe(ModelProbe):
             f"spread {spread(heads, relative=self.relative):.2e} ({self._watch.phase})."
         )
 
-    def __str__(self) -> str:
-        return f"{self.name}: {self.describe()}"
-
     def __repr__(self) -> str:
         return f"AttentionProbe(every={self.every}, name={self.name!r})"
 

@@ -161,6 +161,13 @@ class ModelProbe:
         """Read ``model`` as the reading of ``step`` (outside a TrainingMonitor too)."""
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """One sentence on the latest reading."""
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.describe()}"
+
 
 def load_history(
     state: Any, format_: str, valid: Callable[[dict[str, Any]], bool]

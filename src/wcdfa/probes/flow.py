@@ -471,9 +471,6 @@ class FlowProbe(ModelProbe):
             f"{self.floor:g})."
         )
 
-    def __str__(self) -> str:
-        return f"{self.name}: {self.describe()}"
-
 
 def _median_norm(x: Any) -> Any:
     """Median over the batch (the first dimension) of each sample's norm."""

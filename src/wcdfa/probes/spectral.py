@@ -305,8 +305,5 @@ class SpectralProbe(ModelProbe):
             f"{int(m[f'{self.name}/under_trained'])} above {self.bounds[1]:g} (under-trained)."
         )
 
-    def __str__(self) -> str:
-        return f"{self.name}: {self.describe()}"
-
     def __repr__(self) -> str:
         return f"SpectralProbe(every={self.every}, layers={self.layers!r}, name={self.name!r})"
