@@ -4,8 +4,9 @@
 
 MODE is single, ddp or fsdp (FSDP2 ``fully_shard``: every weight a Shard(0) DTensor).
 The same model trains on the same data (two ranks take half the batch each) with a
-TrainingMonitor holding a SpectralProbe every 5 steps; every rank writes the probe's
-history and the number of layers it decomposed itself to OUT_DIR/{mode}_rank{r}.json.
+TrainingMonitor holding a SpectralProbe every 5 steps and a SpectralProjection every 10;
+every rank writes the probe's history, the number of layers it decomposed itself, the
+projected layers and the final (full) weights to OUT_DIR/{mode}_rank{r}.json.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from wcdfa import TrainingMonitor
+from wcdfa.control import SpectralProjection
 from wcdfa.probes import SpectralProbe
 from wcdfa.spectral import layers as spectral_layers
 
@@ -42,7 +44,8 @@ def make_model():
 
 def train(model, rank, world, out, mode):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    monitor = TrainingMonitor(model, [SpectralProbe(every=5)], raise_errors=True)
+    projection = SpectralProjection(every=10, ramp_epochs=2, min_tail=2)
+    monitor = TrainingMonitor(model, [SpectralProbe(every=5), projection], raise_errors=True)
     monitor.attach(optimizer)
     gen = torch.Generator().manual_seed(1)
     half = BATCH // world
@@ -64,7 +67,20 @@ def train(model, rank, world, out, mode):
             loss.backward()
             optimizer.step()
     probe = monitor["spectral"]
-    result = {"history": probe.history, "decomposed": decomposed, "metrics": monitor.metrics()}
+    weights = {}
+    for name, param in model.named_parameters():
+        full = param.full_tensor() if hasattr(param, "full_tensor") else param
+        weights[name.removeprefix("module.")] = full.detach().double().flatten().tolist()
+    result = {
+        "history": probe.history,
+        "decomposed": decomposed,
+        "metrics": monitor.metrics(),
+        "projected": [
+            [r.name.removeprefix("module.") for r in rs if r.skipped is None]
+            for _, rs in projection.history
+        ],
+        "weights": weights,
+    }
     (Path(out) / f"{mode}_rank{rank}.json").write_text(json.dumps(result))
 
 

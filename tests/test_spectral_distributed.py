@@ -49,3 +49,17 @@ def test_every_rank_reads_the_single_process_spectra_having_done_half_the_work(m
     # 4 layers, 4 readings: one process decomposes 16 matrices, each rank 8
     assert single["decomposed"] == 16
     assert rank0["decomposed"] == rank1["decomposed"] == 8
+
+
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_the_projection_keeps_every_rank_equal_to_one_process(mode, tmp_path):
+    (single,) = _run("single", tmp_path)
+    rank0, rank1 = _run(mode, tmp_path)
+    # two projections (steps 10 and 20), each changing every layer
+    assert [len(names) for names in single["projected"]] == [4, 4]
+    assert rank0["projected"] == rank1["projected"] == single["projected"]
+    # replicas (DDP) and shards (FSDP2) hold rank 0's projected weights: bit-identical
+    assert rank0["weights"] == rank1["weights"]
+    for name, values in single["weights"].items():
+        # float32 gradient sums over 2 ranks differ in the last bits: 1e-5
+        assert rank0["weights"][name] == pytest.approx(values, rel=1e-4, abs=1e-6), name

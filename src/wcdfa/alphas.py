@@ -74,19 +74,24 @@ class AlphaTrack:
         self.fit = fit
         self.group_alphas = {}
         for name, column in zip(group_names or [], group_rows.T, strict=True):
-            self.group_alphas[name] = self._group_alpha(column)
+            self.group_alphas[name] = self.plain_alpha(column)
         self.history.append(fit.alpha)
         self.steps.append(step)
         self._regime_events(fit.alpha, step, events)
         return fit.alpha
 
-    def _group_alpha(self, column: NDArray[np.float64]) -> float | None:
+    def plain_alpha(self, column: NDArray[np.float64]) -> float | None:
+        """α of another series of the monitor (a group's, the clean steps'), or None.
+
+        None, without a warning, for a series that is incomplete, near-constant or
+        has no fit: the monitor's own α already warns about its window.
+        """
         if not np.all(np.isfinite(column)) or constant_reason(column) is not None:
             return None
         try:
             return self._dfa(column).alpha
         except ValueError:
-            return None  # no α for this group in this window
+            return None
 
     def _dfa(self, signal: NDArray[np.float64]) -> DFAResult:
         s = self.settings

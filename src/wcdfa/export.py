@@ -47,6 +47,32 @@ def build_rows(
     return out
 
 
+def add_tags(
+    rows: list[dict[str, Any]],
+    tagged: dict[str, list[int]],
+    clean_steps: Sequence[int],
+    clean_alphas: Sequence[float],
+) -> None:
+    """Add the columns ``tag`` (a step's tags, ``+``-joined) and ``alpha_clean`` in place.
+
+    Rows are added for tagged or clean-α steps that have none (a skipped step).
+    """
+    by_step = {row["step"]: row for row in rows}
+    tags: dict[int, list[str]] = {}
+    for tag, steps in tagged.items():
+        for step in steps:
+            tags.setdefault(step, []).append(tag)
+    fields = list(rows[0]) if rows else [*ROW_FIELDS]
+    for step in set(tags) | set(clean_steps):
+        by_step.setdefault(step, dict.fromkeys(fields) | {"step": step})
+    for row in by_step.values():
+        row["tag"] = "+".join(tags.get(row["step"], [])) or None
+        row["alpha_clean"] = None
+    for step, alpha in zip(clean_steps, clean_alphas, strict=True):
+        by_step[step]["alpha_clean"] = alpha
+    rows[:] = [by_step[k] for k in sorted(by_step)]
+
+
 def write_rows(path: Any, rows: list[dict[str, Any]], fields: list[str] | None = None) -> Path:
     """Write ``rows`` to ``path`` (``.csv``, ``.jsonl`` or ``.ndjson``) atomically."""
     out = check_path(path)

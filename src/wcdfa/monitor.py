@@ -22,6 +22,8 @@ from wcdfa.readings import MonitorReadings
 from wcdfa.recorder import SeriesRecorder
 from wcdfa.report import MonitorOutput
 from wcdfa.settings import MonitorSettings
+from wcdfa.tags import check_tag
+from wcdfa.tags import parse as parse_tags
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -196,28 +198,14 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
 
     # ------------------------------------------------------------ readings
     @property
-    def thresholds(self) -> tuple[float, float]:
-        """``(ordered, disordered)`` regime boundaries."""
-        return self.settings.thresholds
-
-    @property
     def alpha(self) -> float | None:
         """Current DFA exponent, or ``None`` before the first computation."""
         return self._alpha
 
-    @property
-    def regime(self) -> str | None:
-        """``'ordered'``, ``'critical'`` or ``'disordered'``; ``None`` before α exists."""
-        alpha = self.alpha
-        return None if alpha is None else _regime.classify(alpha, self.thresholds)
-
-    @property
-    def ready(self) -> bool:
-        """Whether an α has been computed."""
-        return self._alpha is not None
-
     # ---------------------------------------------------------------- updates
-    def update(self, model_or_norm: Any, *, optimizer: Any = None) -> WeightChangeDFA:
+    def update(
+        self, model_or_norm: Any, *, optimizer: Any = None, tag: str | None = None
+    ) -> WeightChangeDFA:
         """Record one weight update and recompute DFA when it is due.
 
         Parameters
@@ -234,6 +222,9 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
             Keyword-only. The optimizer whose step produced the update: with
             ``normalize="lr"``, its learning rates divide the update. A step taken
             with a learning rate of 0 adds no sample (:attr:`skipped_steps`).
+        tag : str, optional
+            Keyword-only. Tag this step (``"gap"`` for a perturbation step): as
+            :meth:`mark` just before it.
 
         Returns
         -------
@@ -252,6 +243,8 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
             (for device tensors at the next ``stride`` boundary, the same step on
             every rank).
         """
+        if tag is not None:
+            self.mark(tag)
         value = model_or_norm
         torch = sys.modules.get("torch")
         if torch is not None and isinstance(value, torch.nn.Module):
@@ -294,6 +287,16 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
             weights = None if lr is None else np.array([1.0 / lr])
             self._record_tensor(norm, ("norm", 1, 1, False), weights)
         return self
+
+    def mark(self, tag: str) -> None:
+        """Tag the next recorded step (a perturbation: ``"gap"``); see :attr:`alpha_clean`.
+
+        With an :meth:`attach`-ed optimizer, call it before ``optimizer.step()``.
+        Tagged steps stay in the window and in :attr:`alpha`; :attr:`alpha_clean` is
+        the α of the last ``window`` untagged steps, and :attr:`tagged_steps` lists the
+        steps of each tag.
+        """
+        self.recorder.tags.next.add(check_tag(tag))
 
     def update_from_norm(self, norm: Any, *, optimizer: Any = None) -> WeightChangeDFA:
         """Record a weight-update magnitude computed elsewhere (JAX, TensorFlow, ...).
@@ -387,6 +390,12 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
         )
         if alpha is not None:
             self._alpha = alpha
+        tags = self.recorder.tags
+        if tags.clean is not None and tags.clean.filled >= self.settings.window:
+            clean = self.track.plain_alpha(tags.clean.signal())
+            if clean is not None:
+                tags.history.append(clean)
+                tags.history_steps.append(self.step_count)
 
     # ------------------------------------------------------------ as a probe
     def start(self, context: ProbeContext) -> None:
@@ -450,11 +459,13 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
             or was saved with other settings (window, stride, thresholds, ...).
         """
         parsed = parse_state(state, self._settings(), self.window)
+        tag_state = parse_tags(state, parsed.step_count, self.window)
         self._validate_extra(state)
         self.reset()
         if parsed.group_names is not None:
             self.measurer.set_group_names(parsed.group_names)
         self.recorder.restore(parsed)
+        self.recorder.tags.restore(tag_state)
         self.track.restore(
             parsed.alpha_history,
             parsed.alpha_steps,
@@ -478,16 +489,6 @@ class WeightChangeDFA(MonitorReadings, MonitorOutput):
             return getattr(self.settings, name)
         msg = f"{type(self).__name__!r} object has no attribute {name!r}"
         raise AttributeError(msg)
-
-    @property
-    def ordered_threshold(self) -> float:
-        """α above this is *ordered*."""
-        return float(self.settings.thresholds[0])
-
-    @property
-    def disordered_threshold(self) -> float:
-        """α below this is *disordered*."""
-        return float(self.settings.thresholds[1])
 
     def _settings(self) -> dict[str, Any]:
         return self.settings.as_state()

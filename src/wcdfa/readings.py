@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from wcdfa import regime as _regime
+
 if TYPE_CHECKING:
     from wcdfa.alphas import AlphaTrack
     from wcdfa.analysis import DFAResult
     from wcdfa.measure import UpdateMeasurer
     from wcdfa.probes.base import Event
     from wcdfa.recorder import SeriesRecorder
+    from wcdfa.settings import MonitorSettings
 
 __all__ = ["MonitorReadings"]
 
@@ -30,7 +33,67 @@ class MonitorReadings:
     recorder: SeriesRecorder
     track: AlphaTrack
     measurer: UpdateMeasurer
+    settings: MonitorSettings
     ci: float | None
+
+    if TYPE_CHECKING:
+
+        @property
+        def alpha(self) -> float | None:
+            """The current α (the monitor's)."""
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """``(ordered, disordered)`` regime boundaries."""
+        return self.settings.thresholds
+
+    @property
+    def ordered_threshold(self) -> float:
+        """α above this is *ordered*."""
+        return float(self.settings.thresholds[0])
+
+    @property
+    def disordered_threshold(self) -> float:
+        """α below this is *disordered*."""
+        return float(self.settings.thresholds[1])
+
+    @property
+    def regime(self) -> str | None:
+        """``'ordered'``, ``'critical'`` or ``'disordered'``; ``None`` before α exists."""
+        alpha = self.alpha
+        return None if alpha is None else _regime.classify(alpha, self.thresholds)
+
+    @property
+    def ready(self) -> bool:
+        """Whether an α has been computed."""
+        return self.alpha is not None
+
+    @property
+    def alpha_clean(self) -> float | None:
+        """α of the last ``window`` untagged steps (see :meth:`mark`).
+
+        The same as :attr:`alpha` while no step has been tagged; after the first tag,
+        ``None`` until ``window`` untagged samples exist, then recomputed with α.
+        """
+        tags = self.recorder.tags
+        if not tags.used:
+            return self.alpha
+        return tags.history[-1] if tags.history else None
+
+    @property
+    def alpha_clean_history(self) -> list[float]:
+        """Every α of the clean steps, oldest first (empty while nothing is tagged)."""
+        return self.recorder.tags.history.tolist()
+
+    @property
+    def alpha_clean_steps(self) -> list[int]:
+        """The step at which each α of :attr:`alpha_clean_history` was computed."""
+        return self.recorder.tags.history_steps.tolist()
+
+    @property
+    def tagged_steps(self) -> dict[str, list[int]]:
+        """Each tag with the steps it was given (:meth:`mark`, ``update(..., tag=)``)."""
+        return self.recorder.tags.tagged_steps()
 
     @property
     def history(self) -> list[float]:

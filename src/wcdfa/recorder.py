@@ -25,6 +25,7 @@ from wcdfa.errors import (
     NotANormWarning,
 )
 from wcdfa.probes.base import Event
+from wcdfa.tags import StepTags
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -52,12 +53,14 @@ class SeriesRecorder:
         self.window, self.stride, self.name = window, stride, name
         self.on_nonfinite, self.keep_norms = on_nonfinite, keep_norms
         self.series = SeriesBuffer(window)
+        self.tags = StepTags(window)
         self.warned: set[str] = set()  # one warning of each kind per monitor
         self.reset()
 
     def reset(self) -> None:
         """Forget every sample and every record of left-out steps."""
         self.series.clear()
+        self.tags.reset()
         # Device values not yet fetched: (value, weights, step) each. A value holds
         # squared norms per group and a validity count (kind "squares") or a plain
         # number (kind "norm"); the weights (1 / lr**2 per group, or 1 / lr) scale it.
@@ -87,6 +90,7 @@ class SeriesRecorder:
         if self.pending:
             self.flush()
         step = self.step_count = self.step_count + 1
+        tagged = bool(self.tags.next) and self.tags.take(step, self.series, pushed_later=False)
         if self.norm_log is not None:
             self.norm_log.append(value)
             self.norm_log_steps.append(step)
@@ -94,6 +98,8 @@ class SeriesRecorder:
             if value <= 0.0:
                 self._check_sign_and_zeros(value)
             self.series.push_one(value, step)
+            if self.tags.clean is not None and not tagged:
+                self.tags.clean.push_one(value, step)
             self.last_value = value
         else:
             self._nonfinite(step, value)
@@ -107,12 +113,16 @@ class SeriesRecorder:
             self.flush()
             self.pending_kind = kind
         self.step_count += 1
+        if self.tags.next:
+            self.tags.take(self.step_count, self.series, pushed_later=True)
         self.pending.append((value, weights, self.step_count))
         return self.step_count % self.stride == 0
 
     def skip(self) -> bool:
         """Count a step that carries no sample (lr = 0 under normalize="lr")."""
         self.step_count += 1
+        if self.tags.next:
+            self.tags.take(self.step_count, self.series, pushed_later=False)
         self.skipped_steps.append(self.step_count)
         return self.step_count % self.stride == 0
 
@@ -181,6 +191,7 @@ class SeriesRecorder:
         """Record fetched samples: non-finite ones are logged and left out of the window."""
         if not values.size:
             return
+        last = int(steps[-1])
         if self.norm_log is not None:
             self.norm_log.extend(values.tolist())
             self.norm_log_steps.extend(steps.tolist())
@@ -190,6 +201,7 @@ class SeriesRecorder:
                 self._nonfinite(step, value)
             values, steps = values[finite], steps[finite]
             group_values = None if group_values is None else group_values[finite]
+        self.tags.push(values, steps, last)
         if not values.size:
             return
         if values.min() <= 0.0:
@@ -251,6 +263,7 @@ class SeriesRecorder:
             "norms": None if self.norm_log is None else self.norm_log.tolist(),
             "norm_steps": None if self.norm_log is None else self.norm_log_steps.tolist(),
             "events": [e.as_dict() for e in self.events],
+            **self.tags.state(),
         }
 
     def restore(self, parsed: ParsedState) -> None:

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from wcdfa import regime as _regime
 from wcdfa._dist import rank
-from wcdfa.export import build_rows, check_path, write_rows
+from wcdfa.export import add_tags, build_rows, check_path, write_rows
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -72,6 +72,18 @@ class MonitorOutput:
         @property
         def method_in_use(self) -> str | None: ...
 
+        @property
+        def alpha_clean(self) -> float | None: ...
+
+        @property
+        def alpha_clean_history(self) -> list[float]: ...
+
+        @property
+        def alpha_clean_steps(self) -> list[int]: ...
+
+        @property
+        def tagged_steps(self) -> dict[str, list[int]]: ...
+
     def get_signal(self) -> NDArray[np.float64]:
         raise NotImplementedError
 
@@ -112,6 +124,9 @@ class MonitorOutput:
             for name, group_alpha in self.group_alphas.items():
                 if group_alpha is not None:
                     out[f"{prefix}alpha/{name}"] = group_alpha
+        clean = self.alpha_clean
+        if clean is not None and self.tagged_steps:
+            out[prefix + "alpha_clean"] = clean
         return out
 
     def postfix(self) -> dict[str, str]:
@@ -135,7 +150,8 @@ class MonitorOutput:
         α: columns ``step``, ``delta_norm`` (``delta_norm_per_lr`` under
         ``normalize="lr"``), ``alpha``, ``alpha_ci_low``, ``alpha_ci_high`` (each α's
         own interval: for every α with the default box settings, otherwise for the
-        current α only), ``regime``; empty (CSV) or null (JSON) where unknown. The
+        current α only), ``regime``, and once a step was tagged (:meth:`mark`)
+        ``tag`` and ``alpha_clean``; empty (CSV) or null (JSON) where unknown. The
         file is replaced atomically: a failed save leaves the previous file whole.
 
         Parameters
@@ -183,7 +199,7 @@ class MonitorOutput:
                 intervals = list(zip(low.tolist(), high.tolist(), strict=True))
             else:
                 intervals[-1] = self.alpha_ci
-        return build_rows(
+        rows = build_rows(
             zip(steps.tolist(), values.tolist(), strict=True),
             [
                 (k, a, _regime.classify(a, self.thresholds))
@@ -192,6 +208,9 @@ class MonitorOutput:
             intervals,
             self.norm_name,
         )
+        if self.tagged_steps:
+            add_tags(rows, self.tagged_steps, self.alpha_clean_steps, self.alpha_clean_history)
+        return rows
 
     def describe(self) -> str:
         """Say in a sentence what the current α means for this run, and how sure it is.

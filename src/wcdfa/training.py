@@ -82,6 +82,8 @@ class TrainingMonitor:
         self._hooks: list[Any] = []
         self._started = False
         self._warned_failure: set[str] = set()
+        self.stop_requested: Event | None = None
+        """The event a :class:`wcdfa.control.Stop` handler stopped the run on, or None."""
 
     def __getitem__(self, name: str) -> Probe:
         """Return the probe called ``name``."""
@@ -160,6 +162,22 @@ class TrainingMonitor:
             if self._step % probe.every == 0:
                 self._run(probe, "measure", context)
 
+    def mark(self, tag: str) -> None:
+        """Tag the next step in every probe that takes tags (:meth:`WeightChangeDFA.mark`).
+
+        Call it before ``optimizer.step()``; :class:`wcdfa.control.GapSchedule` does.
+        """
+        marks: list[Callable[[str], Any]] = [
+            p.mark  # type: ignore[attr-defined]
+            for p in self.probes
+            if callable(getattr(p, "mark", None))
+        ]
+        if not marks:
+            msg = f"No probe of {[p.name for p in self.probes]} takes tags (a mark(tag) method)"
+            raise ValueError(msg)
+        for mark in marks:
+            mark(tag)
+
     def _run(self, probe: Probe, method: str, context: ProbeContext) -> None:
         try:
             getattr(probe, method)(context)
@@ -169,22 +187,7 @@ class TrainingMonitor:
         except Exception as exc:
             if self.raise_errors:
                 raise
-            reason = f"{type(exc).__name__}: {exc}"
-            failure = Event(
-                context.step,
-                HOST,
-                "failed",
-                {"probe": probe.name, "during": method, "reason": reason},
-            )
-            self._failures.append(failure)
-            self._notify(failure)
-            if probe.name not in self._warned_failure:
-                self._warned_failure.add(probe.name)
-                warn(
-                    f"Probe {probe.name!r} failed at step {context.step} ({reason}); "
-                    "recorded as a 'failed' event, training goes on (warned once per probe).",
-                    WCDFAWarning,
-                )
+            self._failed(probe.name, f"{type(exc).__name__}: {exc}", context.step, method)
         self._dispatch(probe)
 
     def _dispatch(self, probe: Probe) -> None:
@@ -197,7 +200,34 @@ class TrainingMonitor:
     def _notify(self, event: Event) -> None:
         for handler, probe, kind in list(self._handlers):
             if (probe is None or probe == event.probe) and (kind is None or kind == event.kind):
-                handler(event)
+                try:
+                    handler(event)
+                except DivergenceError:
+                    raise
+                except Exception as exc:
+                    if self.raise_errors:
+                        raise
+                    self._failed("handler", f"{type(exc).__name__}: {exc}", event.step, event.kind)
+
+    def _failed(self, who: str, reason: str, step: int, during: str) -> None:
+        """Record a failure as a ``"failed"`` event (warned once per ``who``); go on."""
+        failure = Event(step, HOST, "failed", {"probe": who, "during": during, "reason": reason})
+        self._failures.append(failure)
+        if who != "handler":
+            self._notify(failure)
+        if who not in self._warned_failure:
+            self._warned_failure.add(who)
+            what = "An event handler" if who == "handler" else f"Probe {who!r}"
+            warn(
+                f"{what} failed at step {step} ({reason}); recorded as a 'failed' event, "
+                "training goes on (warned once).",
+                WCDFAWarning,
+            )
+
+    def request_stop(self, event: Event | None = None) -> None:
+        """Ask the run to stop (:class:`wcdfa.control.Stop` calls it): :attr:`stop_requested`."""
+        if self.stop_requested is None:
+            self.stop_requested = event or Event(self._step, HOST, "stop", {})
 
     def on_event(
         self,
@@ -209,8 +239,11 @@ class TrainingMonitor:
         """Call ``handler(event)`` for every new event (of ``probe`` and ``kind`` if given).
 
         Handlers run after the monitor's step that found the event. A handler may
-        act: log an alert, lower the learning rate, stop the run. Returns a function
-        that removes the handler.
+        act: log an alert, lower the learning rate, stop the run (the ready-made
+        actions are in :mod:`wcdfa.control`). A handler that raises is recorded as a
+        ``"failed"`` event and warned about once; training goes on (with
+        ``raise_errors=True`` the exception propagates). Returns a function that
+        removes the handler.
         """
         if not callable(handler):
             msg = f"Argument `handler` must be callable, but got {type(handler).__name__}"

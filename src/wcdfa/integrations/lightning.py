@@ -102,7 +102,13 @@ class WeightChangeDFACallback(_callback_base()):  # type: ignore[misc]
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        """Log the metrics every ``log_every_n_steps`` optimizer steps (rank zero)."""
+        """Log the metrics every ``log_every_n_steps`` optimizer steps (rank zero).
+
+        When the monitor's :attr:`~wcdfa.TrainingMonitor.stop_requested` is set (a
+        :class:`wcdfa.control.Stop` handler), the trainer's ``should_stop`` is set.
+        """
+        if getattr(self.monitor, "stop_requested", None) is not None:
+            trainer.should_stop = True  # a wcdfa.control.Stop handler asked for it
         every = self.log_every_n_steps or trainer.log_every_n_steps
         step = trainer.global_step
         if step == self._last_logged or step % every:

@@ -86,6 +86,11 @@ class WeightChangeDFACallback(_TrainerCallback):  # type: ignore[misc]
         if optimizer is not None:
             self.monitor.attach(optimizer)
 
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Stop training when a :class:`wcdfa.control.Stop` handler asked for it."""
+        if getattr(self.monitor, "stop_requested", None) is not None:
+            control.should_training_stop = True
+
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Detach from the optimizer."""
         self.monitor.detach()
