@@ -113,3 +113,29 @@ def test_custom_probe_example(tmp_path):
     assert "TrainingMonitor at step 700" in out
     assert "output: median output norm" in out
     assert "α = " in out  # the sentence on what α means
+
+
+def test_interventions_quick_and_its_report(tmp_path):
+    import json
+
+    out = _run("interventions.py", "--quick", "--out", str(tmp_path), cwd=tmp_path)
+    assert out.count("digits ") == 5  # one line per condition
+    runs = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("digits_*_seed0.json")}
+    assert sorted(runs) == sorted(
+        f"digits_{c}_seed0" for c in ("baseline", "wwpgd", "gap2", "gap40", "gap95")
+    )
+    baseline, gap40 = runs["digits_baseline_seed0"], runs["digits_gap40_seed0"]
+    assert baseline["final_test_accuracy"] > 0.8  # 8 epochs of digits
+    assert baseline["gap_steps"] == 0
+    assert gap40["gap_steps"] == round(0.4 * gap40["steps"])
+    assert gap40["final_alpha_clean"] != gap40["final_alpha"]
+    assert baseline["final_alpha_clean"] == baseline["final_alpha"]
+    assert runs["digits_wwpgd_seed0"]["projections"] == baseline["steps"] // 16
+    report = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "interventions_report.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "| 0 | gap40 |" in report
+    assert "## digits" in report

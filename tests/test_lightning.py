@@ -203,3 +203,50 @@ def test_the_flow_probe_reaches_the_csv_logger(tmp_path):
     last = next(r for r in reversed(_logged(tmp_path)) if r.get("flow/max_growth"))
     assert float(last["flow/max_growth"]) == pytest.approx(reading["max_growth"])
     assert float(last["flow/gradient/net.0"]) == pytest.approx(reading["gradients"][0])
+
+
+class TaggingModule(TinyModule):
+    """Tags every third optimizer step as a gap from its own training_step."""
+
+    def __init__(self, monitor):
+        super().__init__()
+        self.monitor = monitor
+
+    def training_step(self, batch, batch_idx):
+        if batch_idx % 3 == 0:
+            self.monitor.mark("gap")  # before this batch's optimizer step
+        return super().training_step(batch, batch_idx)
+
+
+def test_tags_and_a_stop_action_work_through_lightning(tmp_path):
+    from wcdfa import TrainingMonitor, WeightChangeDFA
+    from wcdfa.control import Stop
+
+    torch.manual_seed(0)
+    monitor = TrainingMonitor(probes=[WeightChangeDFA(window=50, stride=10)])
+    monitor.on_event(Stop(monitor), kind="regime_change")
+    callback = WeightChangeDFACallback(monitor=monitor, log_every_n_steps=10)
+    module = TaggingModule(monitor)
+    # 50 clean steps fill the clean window at step 75; the first α (step 50) is a
+    # regime change, and Stop ends the run at the end of that batch
+    _trainer(tmp_path, callback, 300).fit(module, _loader())
+    wcdfa = monitor["wcdfa"]
+    assert monitor.stop_requested.step == 50
+    assert wcdfa.step_count == 50  # stopped: not 300
+    assert wcdfa.tagged_steps["gap"] == list(range(1, 51, 3))
+    assert len(wcdfa.alpha_clean_history) == 0  # 33 clean steps: fewer than the window
+    assert wcdfa.alpha_clean is None
+
+
+def test_alpha_clean_reaches_the_csv_logger(tmp_path):
+    from wcdfa import TrainingMonitor, WeightChangeDFA
+
+    torch.manual_seed(0)
+    monitor = TrainingMonitor(probes=[WeightChangeDFA(window=50, stride=10)])
+    callback = WeightChangeDFACallback(monitor=monitor, log_every_n_steps=10)
+    _trainer(tmp_path, callback, 120).fit(TaggingModule(monitor), _loader())
+    wcdfa = monitor["wcdfa"]
+    last = next(r for r in reversed(_logged(tmp_path)) if r.get("wcdfa/alpha_clean"))
+    assert int(last["step"]) == 120
+    assert float(last["wcdfa/alpha_clean"]) == pytest.approx(wcdfa.alpha_clean)
+    assert wcdfa.alpha_clean != pytest.approx(wcdfa.alpha)

@@ -202,3 +202,80 @@ def test_rolling_plot_has_epochs_and_window_panel():
     assert fig.axes[0].get_xlabel() == "epoch"
     assert fig.axes[1].get_lines()[0].get_ydata().size == 60
     assert math.isfinite(rm.alpha)
+
+
+# -------------------------------------------------------------- tagged steps
+def _tagged(n=400, window=100, stride=20, every=4):
+    """Every ``every``-th step tagged "gap" and three times larger: α and α_clean differ.
+
+    Returns the monitor and the untagged values, in order.
+    """
+    m = WeightChangeDFA(window=window, stride=stride)
+    rng = np.random.default_rng(0)
+    clean = []
+    for k in range(1, n + 1):
+        gap = k % every == 0
+        value = float(np.exp(0.3 * rng.standard_normal()))
+        m.update(value * 3 if gap else value, tag="gap" if gap else None)
+        if not gap:
+            clean.append(value)
+    return m, clean
+
+
+def test_alpha_clean_is_logged_exported_and_survives_the_state(tmp_path):
+    from wcdfa import dfa
+
+    m, clean = _tagged()
+    assert m.alpha_clean == pytest.approx(dfa(np.array(clean[-100:]), ci=None).alpha, rel=1e-12)
+    assert abs(m.alpha_clean - m.alpha) > 0.05
+    assert m.metrics()["wcdfa/alpha_clean"] == m.alpha_clean
+    assert m.tagged_steps == {"gap": list(range(4, 401, 4))}
+    assert _monitor().metrics().get("wcdfa/alpha_clean") is None  # untagged: not logged
+    assert _monitor().alpha_clean == _monitor().alpha
+    with (m.save(tmp_path / "m.csv")).open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows if r["tag"] == "gap"] == list(range(4, 401, 4))
+    assert (
+        float(next(r for r in reversed(rows) if r["alpha_clean"])["alpha_clean"]) == m.alpha_clean
+    )
+    # resume: restored and continued equals uninterrupted
+    restored = WeightChangeDFA(window=100, stride=20)
+    restored.load_state_dict(json.loads(json.dumps(m.state_dict())))
+    assert restored.alpha_clean == m.alpha_clean
+    for monitor in (m, restored):
+        monitor.mark("gap")
+        for v in np.linspace(1, 2, 60):
+            monitor.update(float(v))
+    assert restored.alpha_clean_history == m.alpha_clean_history
+    assert restored.tagged_steps == m.tagged_steps
+    bad = m.state_dict() | {"tagged_steps": {"gap": [10**9]}}
+    with pytest.raises(ValueError, match="'tagged_steps' must be a list of steps"):
+        WeightChangeDFA(window=100, stride=20).load_state_dict(bad)
+
+
+def test_alpha_clean_reaches_tensorboard_and_wandb(tmp_path, monkeypatch):
+    tb = pytest.importorskip("torch.utils.tensorboard")
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
+    wandb = pytest.importorskip("wandb")
+    from wandb_reader import history_rows
+
+    m, _ = _tagged()
+    writer = tb.SummaryWriter(log_dir=str(tmp_path / "tb"))
+    m.log_tensorboard(writer)
+    writer.close()
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert acc.Scalars("wcdfa/alpha_clean")[0].value == pytest.approx(m.alpha_clean, rel=1e-6)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = wandb.init(project="wcdfa-test", dir=str(tmp_path))
+    try:
+        m.log_wandb(step=1)
+    finally:
+        run.finish()
+        wandb.teardown()
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    (row,) = history_rows(run_dir)
+    assert row["wcdfa/alpha_clean"] == m.alpha_clean

@@ -177,3 +177,15 @@ def test_the_flow_probe_reaches_the_logs(tmp_path):
     assert all(g > 0 for g in reading["gradients"])
     logged = [r for r in trainer.state.log_history if "loss" in r]
     assert logged[-1]["flow/deepest_gradient"] == pytest.approx(reading["deepest_gradient"])
+
+
+def test_a_stop_action_stops_the_trainer(tmp_path):
+    from wcdfa import TrainingMonitor, WeightChangeDFA
+    from wcdfa.control import Stop
+
+    monitor = TrainingMonitor(probes=[WeightChangeDFA(window=50, stride=10)])
+    monitor.on_event(Stop(monitor), kind="regime_change")
+    _, trainer = _trainer(tmp_path, WeightChangeDFACallback(monitor=monitor))
+    trainer.train()
+    assert monitor.stop_requested.step == 50  # the first α is a regime change
+    assert trainer.state.global_step == 50  # not 120

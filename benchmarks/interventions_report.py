@@ -1,0 +1,153 @@
+"""Write docs/interventions.md from a folder of examples/interventions.py results.
+
+    python benchmarks/interventions_report.py runs/interventions > docs/interventions.md
+
+Per task, one row per seed and condition: test accuracy at the end, the epoch of
+generalisation, ‖ΔW‖ α and α over the clean steps at the end, the mean spectral α of
+the layers, and the retention (α_clean − α_baseline) / (α − α_baseline) of each gap
+condition against the same seed's baseline. Then, per condition, the means over the
+seeds and what they say against the baseline. Nothing is assumed: every sentence is
+computed from the runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from wcdfa.control import retention
+
+ORDER = ["baseline", "wwpgd", "gap2", "gap40", "gap95"]
+
+
+def fmt(value, digits=3):
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def load(folder: Path) -> dict:
+    runs: dict = {}
+    for path in sorted(folder.glob("*_seed*.json")):
+        r = json.loads(path.read_text())
+        runs.setdefault(r["task"], {}).setdefault(r["seed"], {})[r["condition"]] = r
+    return runs
+
+
+def mean_spectral(r) -> float:
+    values = [a for a in r["spectral_alpha"].values() if a is not None and np.isfinite(a)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def task_section(task: str, seeds: dict) -> list[str]:
+    lines = [f"## {task}", ""]
+    first = next(iter(next(iter(seeds.values())).values()))
+    lines.append(
+        f"{len(seeds)} seeds; epochs per seed: "
+        + ", ".join(
+            f"seed {s}: {next(iter(c.values()))['epochs']}" for s, c in sorted(seeds.items())
+        )
+        + f"; {first['steps']} optimizer steps for seed {first['seed']}."
+    )
+    lines += [
+        "",
+        "| seed | condition | test acc. | generalised (epoch) | ‖ΔW‖ α | α clean | "
+        "gap steps | mean spectral α | retention |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    summary: dict = {}
+    for seed, conds in sorted(seeds.items()):
+        base = conds.get("baseline")
+        for name in ORDER:
+            r = conds.get(name)
+            if r is None:
+                continue
+            keep = None
+            if base is not None and name.startswith("gap"):
+                keep = retention(base["final_alpha"], r["final_alpha"], r["final_alpha_clean"])
+            lines.append(
+                f"| {seed} | {name} | {fmt(r['final_test_accuracy'])} | "
+                f"{fmt(r['generalisation_epoch'])} | {fmt(r['final_alpha'])} | "
+                f"{fmt(r['final_alpha_clean'])} | {r['gap_steps']} | {fmt(mean_spectral(r))} | "
+                f"{fmt(keep, 2)} |"
+            )
+            s = summary.setdefault(name, {"acc": [], "gen": [], "alpha": [], "spec": []})
+            s["acc"].append(r["final_test_accuracy"])
+            s["gen"].append(r["generalisation_epoch"])
+            s["alpha"].append(r["final_alpha"])
+            s["spec"].append(mean_spectral(r))
+    lines += ["", "Means over the seeds, against the baseline:", ""]
+    base = summary.get("baseline")
+    for name in ORDER:
+        s = summary.get(name)
+        if s is None:
+            continue
+        gen = [g for g in s["gen"] if g is not None]
+        text = (
+            f"- **{name}**: test accuracy {np.mean(s['acc']):.3f}, generalised in "
+            f"{len(gen)}/{len(s['gen'])} seeds"
+            + (f" (mean epoch {np.mean(gen):.0f})" if gen else "")
+            + f", final ‖ΔW‖ α {np.mean([a for a in s['alpha'] if a is not None]):.3f}, "
+            f"mean spectral α {np.nanmean(s['spec']):.3f}"
+        )
+        if base is not None and name != "baseline" and len(s["acc"]) == len(base["acc"]):
+            diff = np.array(s["acc"]) - np.array(base["acc"])  # paired by seed
+            d_acc = float(diff.mean())
+            noise = 2 * diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else np.inf
+            verdict = (
+                "helped"
+                if d_acc > noise
+                else "hurt"
+                if d_acc < -noise
+                else "made no clear difference"
+            )
+            text += (
+                f". Test accuracy {d_acc:+.4f} against the baseline (paired by seed; twice its "
+                f"standard error: {noise:.4f}): it {verdict}"
+            )
+            base_gen = [g for g in base["gen"] if g is not None]
+            if gen and base_gen:
+                text += f"; generalisation {np.mean(gen) - np.mean(base_gen):+.0f} epochs"
+        lines.append(text + ".")
+    return [*lines, ""]
+
+
+def main() -> None:
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/interventions")
+    runs = load(folder)
+    out = [
+        "# Interventions: WW-PGD projection and perturbation gaps",
+        "",
+        "Generated by `python benchmarks/interventions_report.py runs/interventions` from the "
+        "runs of `python examples/interventions.py --task TASK --seed SEED --threads 1` "
+        "(see the example's docstring for the setting). Proofs of concept, evaluated as "
+        "they are; every number below is one run's.",
+        "",
+        "- **wwpgd**: `wcdfa.control.SpectralProjection` with the reference's defaults "
+        "(tail toward α ≈ 2, ramp over 5 projections), every epoch (digits) or every 100 "
+        "epochs (grokking).",
+        "- **gapN**: `GapSchedule('noise', fraction=N/100, size=0.01)`: N % of the steps get "
+        "Gaussian weight noise of 1 % of each tensor's RMS, tagged; *α clean* is the α of "
+        "the last window of untagged steps, and *retention* "
+        "(α_clean − α_baseline) / (α − α_baseline) the share of the effect on α that the "
+        "clean steps keep (against the same seed's baseline).",
+        "- *generalised*: the first evaluated epoch with test accuracy ≥ 0.9 (grokking) "
+        "or ≥ 0.95 (digits). *mean spectral α*: the mean over the layers of the final "
+        "weights' power-law α.",
+        "",
+        "The wcdfa account's figures (no correction α ≈ 1.84, 2 % → 1.55, ~40 % → 1.02, "
+        "95 % → 0.80; 95.5 % of the effect retained without the gap steps) are hypotheses "
+        "here; the tables say what these runs show.",
+        "",
+    ]
+    for task in ("grokking", "digits"):
+        if task in runs:
+            out += task_section(task, runs[task])
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
