@@ -136,20 +136,23 @@ def run(task: str, condition: str, seed: int, epochs: int, args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--task", choices=["grokking", "digits"], default="digits")
-    parser.add_argument(
-        "--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--fraction", type=float, default=0.5)
-    parser.add_argument("--window", type=int, default=None)
-    parser.add_argument("--project-every", type=int, default=None)
-    parser.add_argument("--eval-every", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=Path("runs/interventions"))
-    parser.add_argument("--quick", action="store_true", help="a few seconds: digits, 8 epochs")
+    add = parser.add_argument
+    add("--task", choices=["grokking", "digits"], default="digits", help="the task")
+    add("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS),
+        help="the conditions to run")  # fmt: skip
+    add("--seed", type=int, default=0, help="seed of the data split, weights and noise")
+    add("--epochs", type=int, default=None, help="epochs (None: 4000 grokking, 300 digits)")
+    add("--fraction", type=float, default=0.5, help="grokking: share of the pairs that trains")
+    add("--window", type=int, default=None, help="DFA window (None: 500 grokking, 200 digits)")
+    add("--project-every", type=int, default=None,
+        help="steps between projections (None: 100 grokking, 16 = one epoch digits)")  # fmt: skip
+    add("--eval-every", type=int, default=None, help="epochs between test evaluations")
+    add("--threads", type=int, default=None, help="torch threads (results depend on it)")
+    add("--out", type=Path, default=Path("runs/interventions"), help="folder of the JSON files")
+    add("--quick", action="store_true", help="a few seconds: digits, 8 epochs")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
