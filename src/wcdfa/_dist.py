@@ -25,6 +25,17 @@ def rank() -> int:
     return 0
 
 
+def world_size() -> int:
+    """Return the torch.distributed world size, or 1 when not running distributed."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return 1
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_world_size())
+    return 1
+
+
 def all_reduce(tensor: Any, group: Any, *, check: bool = False) -> None:
     """Sum ``tensor`` over ``group`` in place.
 

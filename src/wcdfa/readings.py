@@ -91,6 +91,11 @@ class MonitorReadings:
         return self.recorder.tags.history_steps.tolist()
 
     @property
+    def tagged(self) -> bool:
+        """Whether any step has been tagged (then :attr:`alpha_clean` has its own window)."""
+        return self.recorder.tags.used
+
+    @property
     def tagged_steps(self) -> dict[str, list[int]]:
         """Each tag with the steps it was given (:meth:`mark`, ``update(..., tag=)``)."""
         return self.recorder.tags.tagged_steps()

@@ -82,6 +82,9 @@ class MonitorOutput:
         def alpha_clean_steps(self) -> list[int]: ...
 
         @property
+        def tagged(self) -> bool: ...
+
+        @property
         def tagged_steps(self) -> dict[str, list[int]]: ...
 
     def get_signal(self) -> NDArray[np.float64]:
@@ -125,7 +128,7 @@ class MonitorOutput:
                 if group_alpha is not None:
                     out[f"{prefix}alpha/{name}"] = group_alpha
         clean = self.alpha_clean
-        if clean is not None and self.tagged_steps:
+        if clean is not None and self.tagged:
             out[prefix + "alpha_clean"] = clean
         return out
 
@@ -208,7 +211,7 @@ class MonitorOutput:
             intervals,
             self.norm_name,
         )
-        if self.tagged_steps:
+        if self.tagged:
             add_tags(rows, self.tagged_steps, self.alpha_clean_steps, self.alpha_clean_history)
         return rows
 

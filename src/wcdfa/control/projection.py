@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from wcdfa._checks import check_choice, check_int, check_real
+from wcdfa._dist import world_size
 from wcdfa.probes.base import Event, check_name
 from wcdfa.spectral.fit import detx_count, fit_power_law
 from wcdfa.spectral.layers import find_layers, full_weight
@@ -287,8 +288,7 @@ class SpectralProjection:
             name=name,
         )
         dist = torch.distributed
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        if distributed and self.broadcast:
+        if self.broadcast and world_size() > 1:
             # whether rank 0 projected decides for all: one flag, then the weight
             flag = torch.tensor([new is not None], dtype=torch.int32, device=weight.device)
             dist.broadcast(flag, src=0)

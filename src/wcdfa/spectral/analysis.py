@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from wcdfa._checks import check_choice, check_int
-from wcdfa._dist import all_reduce, join
+from wcdfa._dist import all_reduce, join, world_size
 from wcdfa.spectral.esd import (
     OVER_TRAINED,
     UNDER_TRAINED,
@@ -129,8 +129,7 @@ def measure_layers(
     if not found:
         return []
     dist = torch.distributed
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-    world = world if spread else 1
+    world = world_size() if spread else 1
     me = dist.get_rank() if world > 1 else 0
     if world > 1:
         join(dist.group.WORLD, "read the layers' spectra")  # a lone rank fails clearly
