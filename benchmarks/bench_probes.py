@@ -11,7 +11,11 @@ repeated calls; the cost per training step is the reading's time divided by ``ev
 
 FlowProbe: the residual MLP of examples/learning_rule_audit.py (batch 128), the probe on
 3 batches of 128 with the loss (its own backward), without and with DFA's credit and
-8 null draws.
+8 null draws. Then the credit alignment's extra cost on a sampled step: a training step
+with a WeightChangeDFA attached (snapshot, then optimizer state), alone and with the
+alignment asked of its measurer and read per block (what the FlowProbe does on its
+steps), against the same step with the transient copy of the blocks that the probe
+makes when no WeightChangeDFA is hosted.
 """
 
 from __future__ import annotations
@@ -80,6 +84,47 @@ def flow_cases():
     yield "flow: + DFA credit", model, step, FlowProbe(batches, loss_fn=ce, credit_fn=credit)
 
 
+def credit_cases(seconds):
+    """ms per step: plain, + alignment from the measurer, + the probe's own copy."""
+    from wcdfa import WeightChangeDFA
+
+    example = runpy.run_path(str(ROOT / "examples" / "learning_rule_audit.py"), run_name="x")
+    torch.manual_seed(0)
+    model = example["ResMLP"]()
+    x, y = example["dataset"](0, 512)
+    groups = [list(m.parameters()) for m in model.blocks]
+    params = [p for g in groups for p in g]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    step = step_fn(model, optimizer, lambda: torch.nn.functional.cross_entropy(model(x), y))
+    for method in ("snapshot", "optimizer"):
+        monitor = WeightChangeDFA(window=50, method=method)
+        handle = monitor.attach(optimizer)
+
+        def aligned(measurer=monitor.measurer):
+            measurer.request_alignment()
+            step()
+            measurer.take_alignment().cosines(groups)
+
+        def copied():
+            before = [p.detach().clone() for p in params]
+            step()
+            for group in groups:
+                dw = [p.detach() - b for p, b in zip(group, before, strict=False)]
+                dot = sum((d * -p.grad).sum() for d, p in zip(dw, group, strict=False))
+                float(dot / (sum(d.square().sum() for d in dw) ** 0.5))
+
+        t_plain = median_time(step, seconds)
+        t_aligned = median_time(aligned, seconds)
+        t_copied = median_time(copied, seconds)
+        print(
+            f"credit ({method}): step {t_plain * 1e3:.2f} ms; + alignment "
+            f"{(t_aligned - t_plain) * 1e3:+.2f} ms ({t_aligned / t_plain:.2f}x); + own copy "
+            f"{(t_copied - t_plain) * 1e3:+.2f} ms ({t_copied / t_plain:.2f}x), "
+            f"{sum(p.numel() * p.element_size() for p in params) / 2**20:.2f} MiB held"
+        )
+        handle.remove()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0)
@@ -97,6 +142,7 @@ def main():
             f"{label:<22} {t_step * 1e3:>8.1f} {t_read * 1e3:>11.1f} {ratio:>12.2f}x "
             f"{100 * ratio / 100:>9.2f}% {100 * ratio / 1000:>10.3f}%"
         )
+    credit_cases(args.seconds)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ initialisation on the same batches:
 A FlowProbe (every 100 steps, 3 probe batches) reads the activation growth through the
 blocks, the true gradient's floor at the deepest block, the cosine between the applied
 update and the rule's credit, and for DFA the cosine of its credit with the true
-gradient, with the null reference of freshly drawn feedback matrices.
+gradient, with the null reference of freshly drawn feedback matrices; a WeightChangeDFA
+in the same TrainingMonitor gives the applied update ΔW (no copy in the probe).
 
     python examples/learning_rule_audit.py                     # seeds 0 1 2, 3000 steps
     python examples/learning_rule_audit.py --quick             # 300 steps, seed 0
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wcdfa import TrainingMonitor
+from wcdfa import TrainingMonitor, WeightChangeDFA
 from wcdfa.probes import FlowProbe
 
 WIDTH, CLASSES, DEPTH = 64, 10, 6
@@ -102,7 +103,8 @@ def train(rule: str, seed: int, steps: int) -> dict:
         credit_fn=credit_fn if rule == "dfa" else None,
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    TrainingMonitor(model, [probe]).attach(optimizer)
+    # the credit's ΔW from the WeightChangeDFA's measurer: the probe keeps no copy
+    TrainingMonitor(model, [WeightChangeDFA(window=200), probe]).attach(optimizer)
     order = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         idx = torch.randint(0, 3000, (128,), generator=order)

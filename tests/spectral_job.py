@@ -1,11 +1,13 @@
 """SpectralProbe under real torch.distributed (gloo, CPU), for tests/test_spectral_distributed.py.
 
-    python tests/spectral_job.py MODE OUT_DIR [PORT]
+    python tests/spectral_job.py MODE METHOD OUT_DIR [PORT]
 
 MODE is single, ddp or fsdp (FSDP2 ``fully_shard``: every weight a Shard(0) DTensor).
-The same model trains on the same data (two ranks take half the batch each) with a
-TrainingMonitor holding a SpectralProbe every 5 steps and a SpectralProjection every 10;
-every rank writes the probe's history, the number of layers it decomposed itself, the
+The same model trains on the same data (two ranks take half the batch each; SGD with
+momentum) with a TrainingMonitor holding a WeightChangeDFA (``method=METHOD``), a
+SpectralProbe every 5 steps, a FlowProbe every 5 (its credit alignment from the
+WeightChangeDFA's measurer) and a SpectralProjection every 10; every rank writes the
+probe's history, the number of layers it decomposed itself, the credit readings, the
 projected layers and the final (full) weights to OUT_DIR/{mode}_rank{r}.json.
 """
 
@@ -21,9 +23,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from wcdfa import TrainingMonitor
+from wcdfa import TrainingMonitor, WeightChangeDFA
 from wcdfa.control import SpectralProjection
-from wcdfa.probes import SpectralProbe
+from wcdfa.probes import FlowProbe, SpectralProbe
 from wcdfa.spectral import layers as spectral_layers
 
 STEPS, BATCH = 20, 32
@@ -42,10 +44,12 @@ def make_model():
     )
 
 
-def train(model, rank, world, out, mode):
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+def train(model, rank, world, out, mode, method):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     projection = SpectralProjection(every=10, ramp_epochs=2, min_tail=2)
-    monitor = TrainingMonitor(model, [SpectralProbe(every=5), projection], raise_errors=True)
+    flow = FlowProbe(torch.randn(8, 24, generator=torch.Generator().manual_seed(2)), every=5)
+    probes = [WeightChangeDFA(window=50, method=method), SpectralProbe(every=5), flow, projection]
+    monitor = TrainingMonitor(model, probes, raise_errors=True)
     monitor.attach(optimizer)
     gen = torch.Generator().manual_seed(1)
     half = BATCH // world
@@ -74,7 +78,8 @@ def train(model, rank, world, out, mode):
     result = {
         "history": probe.history,
         "decomposed": decomposed,
-        "metrics": monitor.metrics(),
+        "metrics": {k: v for k, v in monitor.metrics().items() if k.startswith("spectral/")},
+        "credit": [[step, reading["credit"]] for step, reading in flow.history],
         "projected": [
             [r.name.removeprefix("module.") for r in rs if r.skipped is None]
             for _, rs in projection.history
@@ -84,7 +89,7 @@ def train(model, rank, world, out, mode):
     (Path(out) / f"{mode}_rank{rank}.json").write_text(json.dumps(result))
 
 
-def worker(rank, world, mode, out, port):
+def worker(rank, world, mode, method, out, port):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -97,7 +102,7 @@ def worker(rank, world, mode, out, port):
             from torch.distributed.fsdp import fully_shard
 
             fully_shard(model, mesh=init_device_mesh("cpu", (world,)))
-        train(model, rank, world, out, mode)
+        train(model, rank, world, out, mode, method)
         dist.barrier()
     except BaseException:
         dist.destroy_process_group()
@@ -106,11 +111,11 @@ def worker(rank, world, mode, out, port):
 
 
 def main():
-    mode, out = sys.argv[1], sys.argv[2]
+    mode, method, out = sys.argv[1:4]
     if mode == "single":
-        train(make_model(), 0, 1, out, mode)
+        train(make_model(), 0, 1, out, mode, method)
         return
-    mp.spawn(worker, args=(2, mode, out, int(sys.argv[3])), nprocs=2)
+    mp.spawn(worker, args=(2, mode, method, out, int(sys.argv[4])), nprocs=2)
 
 
 if __name__ == "__main__":

@@ -207,11 +207,11 @@ def test_audit_helpers_on_plain_numbers():
     assert table == {"growth": {50.0: 6}, "floor": {1e-7: 6}}
 
 
-def _credit_run(make_optimizer, steps=6):
+def _credit_run(make_optimizer, steps=6, updates=None):
     model = ResMLP()
     optimizer = make_optimizer(model.parameters())
     probe = FlowProbe(_batch(), every=3, loss_fn=nn.functional.cross_entropy)
-    monitor = TrainingMonitor(model, [probe])
+    monitor = TrainingMonitor(model, [probe] if updates is None else [probe, updates])
     monitor.attach(optimizer)
     for step in range(steps):
         x, y = _batch(seed=10 + step)
@@ -234,6 +234,47 @@ def test_credit_alignment_is_one_under_plain_sgd_and_below_under_adam():
     # away from this step's gradient: measured -0.07 to -0.01 at step 6 here
     assert np.all(np.isfinite(credit))
     assert np.all(np.abs(credit) < 0.99)
+
+
+OPTIMIZERS = {
+    "sgd": lambda p: torch.optim.SGD(p, lr=0.1),
+    "nesterov+wd": lambda p: torch.optim.SGD(
+        p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1
+    ),
+    "momentum+wd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1),
+    "adam+l2": lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=0.1),
+    "adamw+amsgrad": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.5, amsgrad=True),
+}
+
+
+@pytest.mark.parametrize("method", ["snapshot", "optimizer"])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_credit_from_the_monitors_measurer_equals_the_probes_own_copy(name, method):
+    from wcdfa import WeightChangeDFA
+
+    own, _ = _credit_run(OPTIMIZERS[name])
+    updates = WeightChangeDFA(window=50, method=method)
+    probe, _ = _credit_run(OPTIMIZERS[name], updates=updates)
+    assert updates.method_in_use == {"snapshot": "snapshot", "optimizer": "optimizer-state"}[method]
+    got = np.array([r["credit"] for _, r in probe.history])
+    want = np.array([r["credit"] for _, r in own.history])
+    assert got.shape == want.shape == (2, 4)
+    # the same update from another source: float32 rounding of ΔW (measured up to 1.2e-7)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    if name != "sgd":  # momentum and Adam turn ΔW away from the gradient
+        assert np.all(np.abs(want) < 0.99)
+    if method == "optimizer":  # ΔW from the optimizer's state: no copy anywhere
+        assert updates.snapshot_bytes == 0
+
+
+def test_credit_from_a_sampled_snapshot_is_exact_where_the_update_is_the_gradient():
+    from wcdfa import WeightChangeDFA
+
+    # plain SGD: ΔW = -lr·g coordinate by coordinate, so any sample has cosine 1
+    updates = WeightChangeDFA(window=50, method="snapshot", sample=0.25)
+    probe, _ = _credit_run(OPTIMIZERS["sgd"], updates=updates)
+    for _, reading in probe.history:
+        np.testing.assert_allclose(reading["credit"], 1.0, atol=1e-6)
 
 
 def test_a_rules_credit_is_compared_with_the_true_gradient_and_a_null_reference():

@@ -187,19 +187,23 @@ def test_the_attention_probe_reaches_the_csv_logger(tmp_path):
 
 
 def test_the_flow_probe_reaches_the_csv_logger(tmp_path):
-    from wcdfa import TrainingMonitor
+    from wcdfa import TrainingMonitor, WeightChangeDFA
     from wcdfa.probes import FlowProbe
 
     torch.manual_seed(0)
     x = torch.randn(32, 8)
     probe = FlowProbe((x, x.sum(1, keepdim=True)), every=50, loss_fn=torch.nn.functional.mse_loss)
-    monitor = TrainingMonitor(probes=[probe])
+    monitor = TrainingMonitor(probes=[WeightChangeDFA(window=50), probe])
     callback = WeightChangeDFACallback(monitor=monitor, log_every_n_steps=50)
     _trainer(tmp_path, callback, 200).fit(TinyModule(), _loader())
     assert [s for s, _ in probe.history] == [50, 100, 150, 200]
     reading = probe.history[-1][1]
     assert reading["blocks"] == ["net.0", "net.1", "net.2"]
-    assert len(reading["credit"]) == 3  # the callback attached the optimizer: ΔW vs -grad
+    # ΔW against -grad from the WeightChangeDFA's measurer (the callback attached the
+    # optimizer); the Tanh between the layers has no parameters: NaN
+    credit = reading["credit"]
+    assert np.isnan(credit[1])
+    assert all(0.0 < abs(c) < 0.99 for c in (credit[0], credit[2]))  # Adam's update
     last = next(r for r in reversed(_logged(tmp_path)) if r.get("flow/max_growth"))
     assert float(last["flow/max_growth"]) == pytest.approx(reading["max_growth"])
     assert float(last["flow/gradient/net.0"]) == pytest.approx(reading["gradients"][0])

@@ -153,6 +153,46 @@ class DerivedUpdate:
         self._joined = True
         return out
 
+    @torch.no_grad()
+    def deltas(self, params: Sequence[Tensor]) -> list[Tensor | None]:
+        """ΔW of each tensor, whole (this rank's part), by the formulas above; None if not stepped.
+
+        One temporary per tensor, for the few steps that need the update itself (the
+        credit alignment of :mod:`wcdfa.alignment`); :meth:`step` forms norms only.
+        """
+        group_of = {id(p): g for g in self.optimizer.param_groups for p in g["params"]}
+        return [self._delta(group_of[id(p)], p) if id(p) in group_of else None for p in params]
+
+    def _delta(self, group: dict[str, Any], p: Tensor) -> Tensor | None:
+        state = self.optimizer.state.get(p, {})
+        lp = local_part(p)
+        work = torch.float64 if lp.dtype == torch.float64 else torch.float32
+        lr, wd = float(group["lr"]), float(group["weight_decay"])
+        if isinstance(self.optimizer, torch.optim.SGD):
+            momentum, nesterov = float(group["momentum"]), bool(group["nesterov"])
+            if p.grad is None or (momentum and "momentum_buffer" not in state):
+                return None
+            buf = local_part(state["momentum_buffer"]).to(work) if momentum else None
+            if buf is not None and not nesterov:
+                return buf * -lr
+            g = local_part(p.grad).to(work) * (-1.0 if group["maximize"] else 1.0)
+            if wd:
+                shifted = lp.to(work) if buf is None else lp.to(work) + lr * momentum * buf
+                g = (g + wd * shifted) / (1.0 - lr * wd)
+            return -lr * (g if buf is None else g + momentum * buf)
+        if p.grad is None or "step" not in state:
+            return None
+        beta1, beta2 = group["betas"]
+        t = float(state["step"])
+        m = local_part(state["exp_avg"]).to(work)
+        v = local_part(state["max_exp_avg_sq" if group["amsgrad"] else "exp_avg_sq"]).to(work)
+        step_size = lr / (1.0 - float(beta1) ** t)
+        eps = float(group["eps"])
+        u: Tensor = step_size * m / (v.sqrt() / (1.0 - float(beta2) ** t) ** 0.5 + eps)
+        if wd and _decoupled(self.optimizer, group):
+            return -(u + lr * wd * lp.to(work)) / (1.0 - lr * wd)
+        return -u
+
     def _sgd(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:
         lr, wd = float(group["lr"]), float(group["weight_decay"])
         momentum, nesterov = float(group["momentum"]), bool(group["nesterov"])

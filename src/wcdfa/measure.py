@@ -71,6 +71,18 @@ class UpdateMeasurer:
         self.group_names: list[str] | None = None
         self.group_owner: dict[int, int] | None = None
         self.group_model: int | None = None
+        self._align = False  # a probe asked for the next step's update-gradient alignment
+        self._alignment: Any = None
+        self._aligned_once = False  # the first alignment collective checks the ranks
+
+    def request_alignment(self) -> None:
+        """Also form the next measured step's update-gradient alignment (:mod:`wcdfa.alignment`)."""
+        self._align, self._alignment = True, None
+
+    def take_alignment(self) -> Any:
+        """Return the :class:`~wcdfa.alignment.UpdateAlignment` formed since the request, once."""
+        alignment, self._alignment, self._align = self._alignment, None, False
+        return alignment
 
     def reset(self) -> None:
         """Forget every snapshot: the next measurement of each source is a baseline."""
@@ -210,6 +222,9 @@ class UpdateMeasurer:
             ids = layer_ids
         else:
             ids = [layer * n_lr + g for layer, g in zip(layer_ids, lr_ids, strict=True)]
+        if self._align:  # before the snapshot is refreshed
+            self._align = False
+            self._alignment = self._aligned(key, params, derived)
         if derived is not None:
             squares = derived.step(ids, n_layers * n_lr)
         else:
@@ -233,6 +248,15 @@ class UpdateMeasurer:
             weights = np.tile(inverse, n_layers)
         kind = ("squares", n_layers * n_lr, n_lr, self.group_names is not None)
         self.record(squares, kind, weights)
+
+    def _aligned(self, key: Any, params: list[Any], derived: Any) -> Any:
+        from wcdfa import alignment  # noqa: PLC0415 - torch is loaded
+
+        check, self._aligned_once = not self._aligned_once, True
+        if derived is not None:
+            return alignment.from_optimizer(derived, params, check)
+        tracker = self.trackers.get(key)
+        return None if tracker is None else alignment.from_snapshot(tracker, params, check)
 
     def _tracker(self, key: Any) -> DeltaTracker:
         """Return the snapshot tracker for ``key`` (the model, or an attached optimizer)."""

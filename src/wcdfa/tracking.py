@@ -89,6 +89,17 @@ class DeltaTracker:
         self._kernels: list[_Kernel] = []
         self._samples: dict[int, tuple[Tensor, float]] = {}  # id -> (index, n/k)
 
+    def previous(self) -> dict[int, tuple[Tensor, tuple[Tensor, float] | None]]:
+        """``id(param) -> (snapshot, sample)`` of the tracked tensors (read, do not modify).
+
+        The snapshot is this rank's part of the parameter at the last call (all of it,
+        or with ``sample`` the values at ``sample``'s index, which scale by its factor).
+        """
+        return {
+            id(p): (s, self._samples.get(id(p)))
+            for p, s in zip(self._params, self._snaps, strict=True)
+        }
+
     @torch.no_grad()
     def step(
         self, params: Sequence[Tensor], groups: Sequence[int] | None = None, n_groups: int = 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from wcdfa._checks import check_int
 from wcdfa._warn import warn
 from wcdfa.errors import DivergenceError, WCDFAWarning
 from wcdfa.export import check_path, write_rows
-from wcdfa.measure import check_optimizer
+from wcdfa.measure import UpdateMeasurer, check_optimizer
 from wcdfa.probes.base import Event, Probe, ProbeContext
 
 __all__ = ["TrainingMonitor"]
@@ -75,6 +76,10 @@ class TrainingMonitor:
                 msg = f"Argument `probes` must have unique names, but {name!r} is repeated"
                 raise ValueError(msg)
             names.add(name)
+        self._updates: Any = next(  # the probe whose measurer gives ΔW's alignment
+            (p for p in self.probes if isinstance(getattr(p, "measurer", None), UpdateMeasurer)),
+            None,
+        )
         self._step = 0
         self._failures: list[Event] = []  # the probes' own events live in the probes
         self._seen = {p.name: len(_events_of(p)) for p in self.probes}
@@ -144,7 +149,9 @@ class TrainingMonitor:
         the first :meth:`step` takes the baselines and measures nothing.
         """
         self._started = True
-        context = ProbeContext(step=self._step, model=self.model, optimizer=optimizer)
+        context = ProbeContext(
+            self._step, self.model, optimizer, measures_updates=self._updates is not None
+        )
         for probe in self.probes:
             self._run(probe, "start", context)
 
@@ -157,9 +164,18 @@ class TrainingMonitor:
             self.start(optimizer)  # the baselines: nothing to compare with yet
             return
         self._step += 1
-        context = ProbeContext(step=self._step, model=self.model, optimizer=optimizer)
-        for probe in self.probes:
-            if self._step % probe.every == 0:
+        due = [p for p in self.probes if self._step % p.every == 0]
+        context = ProbeContext(self._step, self.model, optimizer, self._updates is not None)
+        if any(p is self._updates for p in due):  # first: the others may read its alignment
+            measurer = self._updates.measurer
+            wanted = any(getattr(p, "wants_alignment", False) for p in due)
+            if wanted:
+                measurer.request_alignment()
+            self._run(self._updates, "measure", context)
+            if wanted:
+                context = dataclasses.replace(context, alignment=measurer.take_alignment())
+        for probe in due:
+            if probe is not self._updates:
                 self._run(probe, "measure", context)
 
     def mark(self, tag: str) -> None:

@@ -90,11 +90,20 @@ class ProbeContext:
     optimizer : torch.optim.Optimizer or None
         The optimizer whose step just completed (``attach``), or the one passed to
         ``TrainingMonitor.step``.
+    measures_updates : bool
+        Whether a probe of the host measures every step's ΔW (a
+        :class:`wcdfa.WeightChangeDFA`): a probe with ``wants_alignment = True`` then
+        gets ``alignment`` on its steps instead of keeping a copy of its own.
+    alignment : wcdfa.alignment.UpdateAlignment or None
+        On the steps of such a probe: per tensor ⟨ΔW, −∇L⟩, ‖ΔW‖², ‖∇L‖² of the step
+        just taken, from the measurer's snapshot or the optimizer's state.
     """
 
     step: int
     model: Any = None
     optimizer: Any = None
+    measures_updates: bool = False
+    alignment: Any = None
 
 
 @runtime_checkable
@@ -211,7 +220,9 @@ def probe_forward(model: Any, *, grad: bool = False) -> Iterator[None]:
     ``torch.autograd.grad``, which leaves every ``.grad`` alone), and the random number
     generators of the CPU and of every accelerator the model lives on forked, so that
     training after it is bit-identical to training without it. Each module's own
-    train/eval flag is restored on exit.
+    train/eval flag is restored on exit, and FSDP2 modules are resharded (the root
+    stays unsharded after a forward that no backward follows: its full weights would
+    stay in memory and a write to its parameters, a projection's, would be lost).
     """
     torch = sys.modules["torch"]
     modes = [(module, module.training) for module in model.modules()]
@@ -223,3 +234,11 @@ def probe_forward(model: Any, *, grad: bool = False) -> Iterator[None]:
     finally:
         for module, mode in modes:
             module.training = mode
+        fsdp = (
+            getattr(torch.distributed, "fsdp", None) if torch.distributed.is_available() else None
+        )
+        sharded = getattr(fsdp, "FSDPModule", None)
+        if sharded is not None:
+            for module, _ in modes:
+                if isinstance(module, sharded):
+                    module.reshard()  # local: frees the gathered weights, no collective

@@ -12,10 +12,12 @@ its spread across the batches (``*_std``), so drift can be told from noise.
 Credit alignment: on each sampled step, per block, the cosine between the update the
 optimizer applied, ΔW, and the negative gradient it was given, −∇L (both over the
 block's parameters): exactly 1 for plain SGD, informative for Adam-family optimizers
-and for any rule that writes its own updates. It needs the optimizer (a monitor
-attached to it): a step pre-hook copies the blocks' parameters just before each
-sampled step only, and the copy is freed once the step is read (a transient copy of
-the blocks, one step in ``every``; the ‖ΔW‖ monitor's own snapshot is not shared).
+and for any rule that writes its own updates. With a :class:`wcdfa.WeightChangeDFA`
+in the same :class:`~wcdfa.TrainingMonitor`, ΔW comes from its ‖ΔW‖ measurer (its
+snapshot or the optimizer's state, :mod:`wcdfa.alignment`): no copy of the probe's
+own. Without one, and with the optimizer known (a monitor attached to it), a step
+pre-hook copies the blocks' parameters just before each sampled step only, freed once
+the step is read.
 
 A learning rule's own credit (``credit_fn``, with ``loss_fn``): ``credit_fn(model,
 inputs, targets, generator)`` returns the rule's credit signal for each block's output
@@ -78,11 +80,16 @@ def find_blocks(model: Any, blocks: Sequence[Any] | None = None) -> list[tuple[s
         return found
     torch = __import__("torch")
     containers = (torch.nn.Sequential, torch.nn.ModuleList)
+    prefix = ""  # DDP's wrapper: the blocks of the model it wraps, named as it names them
+    while isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+        model, prefix = model.module, f"{prefix}module."
     if isinstance(model, torch.nn.Sequential):
-        return [(n, m) for n, m in model.named_children() if any(True for _ in m.parameters())]
-    for name, module in named:
+        return [
+            (prefix + n, m) for n, m in model.named_children() if any(True for _ in m.parameters())
+        ]
+    for name, module in model.named_modules():
         if name and isinstance(module, containers) and len(module) >= 2:
-            return [(f"{name}.{n}", m) for n, m in module.named_children()]
+            return [(f"{prefix}{name}.{n}", m) for n, m in module.named_children()]
     msg = "FlowProbe found no block stack in the model: pass blocks=[names or module types]"
     raise ValueError(msg)
 
@@ -177,19 +184,23 @@ class FlowProbe(ModelProbe):
         """``(step, reading)`` per reading: per-block lists and the summaries."""
         return self._history
 
+    wants_alignment = True
+    """Ask the host's ‖ΔW‖ measurer for the alignment of ΔW with −∇L on the sampled steps."""
+
     def start(self, context: ProbeContext) -> None:
-        """With the optimizer known, copy the blocks' weights before each sampled step."""
+        """Count the optimizer's steps; without the host's measurer, copy before sampled ones."""
         self._steps = context.step
         if context.optimizer is None or context.model is None:
             return
         blocks = find_blocks(context.model, self.blocks)
         params = [p for _, m in blocks for p in m.parameters() if p.requires_grad]
+        copy = not context.measures_updates
         if self._hook is not None:
             self._hook.remove()
 
         def before_step(optimizer: Any, args: Any, kwargs: Any) -> None:
             self._steps += 1
-            if self._steps % self.every == 0:
+            if copy and self._steps % self.every == 0:
                 self._before = {id(p): p.detach().clone() for p in params}
 
         self._hook = context.optimizer.register_step_pre_hook(before_step)
@@ -224,10 +235,14 @@ class FlowProbe(ModelProbe):
         self._block_hooks.append(context.optimizer.register_step_post_hook(after_step))
 
     def measure(self, context: ProbeContext) -> None:
-        """Read the model now; with the pre-step copy, also the credit alignment."""
+        """Read the model now; with the measurer's alignment or the copy, also the credit."""
         credit = None
-        if self._before is not None and context.model is not None and self._steps == context.step:
-            credit = self._credit(context.model)
+        if context.alignment is not None and context.model is not None:
+            blocks = find_blocks(context.model, self.blocks)
+            credit = context.alignment.cosines([list(m.parameters()) for _, m in blocks])
+        elif self._before is not None and context.model is not None:
+            if self._steps == context.step:
+                credit = self._credit(context.model)
         self._before = None
         self._steps = context.step  # the host's count rules (after a resume, say)
         super().measure(context)  # reads what the training backward's hooks saw
