@@ -13,7 +13,8 @@ Conditions: ``baseline``; ``wwpgd`` (wcdfa.control.SpectralProjection, the refer
 defaults, every ``--project-every`` steps); ``gap2``, ``gap40``, ``gap95`` (a
 GapSchedule of relative weight noise 0.01 on 2 %, 40 %, 95 % of the steps). Each run's
 ‖ΔW‖ goes into a WeightChangeDFA (snapshot measurement, so the noise is seen; gap steps
-tagged) that gives α and α over the clean steps.
+tagged) that gives α and α over the clean steps; its window is 150 steps for grokking
+(at 95 % gaps 4,000 steps leave 200 clean ones) and 200 for digits.
 
     python examples/interventions.py --task digits --seed 0 --out runs/interventions
     python examples/interventions.py --task grokking --seed 0 --epochs 4000
@@ -21,7 +22,8 @@ tagged) that gives α and α over the clean steps.
 
 Writes ``{task}_{condition}_seed{SEED}.json`` per condition: test accuracy over
 training, the epoch of generalisation (first test accuracy >= 0.9 for grokking, 0.95
-for digits), α and α_clean over training, every layer's spectral α at the end.
+for digits), α, α_clean and every layer's spectral α (wcdfa.spectral.analyze) at each
+evaluation.
 ``benchmarks/interventions_report.py`` turns a folder of them into
 docs/interventions.md.
 """
@@ -78,7 +80,7 @@ def run(task: str, condition: str, seed: int, epochs: int, args) -> dict:
         x_train, y_train, x_test, y_test = split(seed, args.fraction, "cpu")
         model: nn.Module = AdditionMLP()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1.0)
-        batch, window = len(y_train), args.window or 500
+        batch, window = len(y_train), args.window or 150
     else:
         x_train, y_train, x_test, y_test = digits_data(seed)
         model = digits_model()
@@ -94,7 +96,7 @@ def run(task: str, condition: str, seed: int, epochs: int, args) -> dict:
         GapSchedule("noise", fraction=kind, size=NOISE, seed=seed).attach(optimizer, monitor)
     gen = torch.Generator().manual_seed(seed)
     steps = 0
-    curve, alphas = [], []
+    curve, alphas, spectra = [], [], []
     t0 = time.perf_counter()
     for epoch in range(epochs):
         model.train()
@@ -114,6 +116,7 @@ def run(task: str, condition: str, seed: int, epochs: int, args) -> dict:
                 acc = (model(x_test).argmax(1) == y_test).float().mean().item()
             curve.append((epoch, acc))
             alphas.append((epoch, monitor.alpha, monitor.alpha_clean))
+            spectra.append((epoch, {r.name: r.alpha for r in analyze(model)}))
     reached = [e for e, a in curve if a >= THRESHOLD[task]]
     return {
         "task": task,
@@ -129,7 +132,8 @@ def run(task: str, condition: str, seed: int, epochs: int, args) -> dict:
         "final_alpha": monitor.alpha,
         "final_alpha_clean": monitor.alpha_clean,
         "gap_steps": len(monitor.tagged_steps.get("gap", [])),
-        "spectral_alpha": {r.name: r.alpha for r in analyze(model)},
+        "spectral_alpha": spectra[-1][1],
+        "spectral_alpha_history": spectra,
         "projections": 0 if projection is None else projection.calls,
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -146,7 +150,7 @@ def main() -> None:
     add("--seed", type=int, default=0, help="seed of the data split, weights and noise")
     add("--epochs", type=int, default=None, help="epochs (None: 4000 grokking, 300 digits)")
     add("--fraction", type=float, default=0.5, help="grokking: share of the pairs that trains")
-    add("--window", type=int, default=None, help="DFA window (None: 500 grokking, 200 digits)")
+    add("--window", type=int, default=None, help="DFA window (None: 150 grokking, 200 digits)")
     add("--project-every", type=int, default=None,
         help="steps between projections (None: 100 grokking, 16 = one epoch digits)")  # fmt: skip
     add("--eval-every", type=int, default=None, help="epochs between test evaluations")
