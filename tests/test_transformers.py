@@ -189,3 +189,35 @@ def test_a_stop_action_stops_the_trainer(tmp_path):
     trainer.train()
     assert monitor.stop_requested.step == 50  # the first α is a regime change
     assert trainer.state.global_step == 50  # not 120
+
+
+def test_gap_steps_give_alpha_clean_in_the_logs_and_the_event_file(tmp_path):
+    from wcdfa import dfa
+    from wcdfa.control import GapSchedule
+
+    class Gaps(transformers.TrainerCallback):
+        def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+            while hasattr(optimizer, "optimizer"):  # accelerate's wrapper
+                optimizer = optimizer.optimizer
+            GapSchedule("noise", fraction=0.25, size=0.01).attach(optimizer, callback.monitor)
+
+    callback = WeightChangeDFACallback(window=60, stride=10, method="snapshot")
+    callback, trainer = _trainer(tmp_path, callback)
+    trainer.add_callback(Gaps())
+    trainer.train()
+    monitor = callback.monitor
+    assert len(monitor.tagged_steps["gap"]) == 30  # a quarter of 120 steps
+    state = monitor.state_dict()  # the clean window: the last 60 untagged steps
+    gaps = set(monitor.tagged_steps["gap"])
+    assert state["clean_steps"] == [k for k in range(1, 121) if k not in gaps][-60:]
+    assert monitor.alpha_clean == pytest.approx(
+        dfa(state["clean_signal"], ci=None).alpha, rel=1e-12
+    )
+    assert monitor.alpha_clean != pytest.approx(monitor.alpha, abs=0.05)
+    last = next(r for r in reversed(trainer.state.log_history) if "wcdfa/alpha_clean" in r)
+    assert last["wcdfa/alpha_clean"] == monitor.alpha_clean
+    (run_dir,) = {p.parent for p in tmp_path.rglob("events.out.tfevents.*")}
+    acc = event_accumulator.EventAccumulator(str(run_dir))
+    acc.Reload()
+    tag = next(t for t in acc.Tags()["scalars"] if t.endswith("wcdfa/alpha_clean"))
+    assert acc.Scalars(tag)[-1].value == pytest.approx(monitor.alpha_clean, rel=1e-6)
