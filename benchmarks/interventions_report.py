@@ -210,22 +210,19 @@ def spectral_sentences(runs: dict) -> list[str]:
     for name, rs in runs.items():
         if name == "baseline" or len(rs) != len(base):
             continue
-        diffs = [
-            r["spectral_alpha"][layer] - b["spectral_alpha"][layer]
-            for r, b in zip(rs, base, strict=True)
-            for layer in b["spectral_alpha"]
-            if np.isfinite(r["spectral_alpha"].get(layer) or np.nan)
-            and np.isfinite(b["spectral_alpha"][layer] or np.nan)
-        ]
-        to_two = [
-            abs(r["spectral_alpha"][layer] - 2) - abs(b["spectral_alpha"][layer] - 2)
-            for r, b in zip(rs, base, strict=True)
-            for layer in b["spectral_alpha"]
-            if np.isfinite(r["spectral_alpha"].get(layer) or np.nan)
-            and np.isfinite(b["spectral_alpha"][layer] or np.nan)
-        ]
-        if diffs:
-            closer = sum(d < 0 for d in to_two)
+        pairs = np.array(
+            [
+                (r["spectral_alpha"].get(layer), a)
+                for r, b in zip(rs, base, strict=True)
+                for layer, a in b["spectral_alpha"].items()
+            ],
+            dtype=float,  # None (no fit) becomes NaN
+        )
+        pairs = pairs[np.isfinite(pairs).all(axis=1)]
+        diffs = pairs[:, 0] - pairs[:, 1]
+        to_two = np.abs(pairs[:, 0] - 2) - np.abs(pairs[:, 1] - 2)
+        if diffs.size:
+            closer = int((to_two < 0).sum())
             out.append(
                 f"- **{name}**: final layer α minus the baseline's (same seed and layer): "
                 f"mean {np.mean(diffs):+.3f}, range {min(diffs):+.3f} to {max(diffs):+.3f}; "

@@ -131,11 +131,21 @@ def test_interventions_quick_and_its_report(tmp_path):
     assert gap40["final_alpha_clean"] != gap40["final_alpha"]
     assert baseline["final_alpha_clean"] == baseline["final_alpha"]
     assert runs["digits_wwpgd_seed0"]["projections"] == baseline["steps"] // 16
+    # every layer's spectral α at every evaluation (each epoch), the last one the final
+    history = baseline["spectral_alpha_history"]
+    assert [e for e, _ in history] == [e for e, _ in baseline["test_accuracy"]]
+    assert history[-1][1] == baseline["spectral_alpha"]
+    assert len(baseline["spectral_alpha"]) >= 2
+    report_script = ROOT / "benchmarks" / "interventions_report.py"
     report = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "interventions_report.py"), str(tmp_path)],
+        [sys.executable, str(report_script), str(tmp_path), "--img", str(tmp_path / "img")],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     assert "| 0 | gap40 |" in report
     assert "## digits" in report
+    layer = next(iter(baseline["spectral_alpha"]))
+    row = next(line for line in report.splitlines() if line.startswith(f"| baseline | {layer} |"))
+    assert row.endswith(f"| {baseline['spectral_alpha'][layer]:.2f} |")  # the last checkpoint
+    assert (tmp_path / "img" / "interventions_digits.png").stat().st_size > 10_000
