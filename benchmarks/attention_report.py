@@ -105,6 +105,23 @@ python benchmarks/attention_report.py runs/attention                          # 
 """
 
 
+def converged(r: dict) -> str:
+    """Each head's convergence step (entropy change below tol from there on), or 'never'."""
+    steps = r.get("convergence", {})
+    if not steps:
+        return "convergence not recorded."
+    parts = [
+        f"{h.replace('blocks.layers.', 'L').replace('.self_attn/', '')} "
+        + ("never" if e is None else f"at {e}")
+        for h, e in steps.items()
+    ]
+    return (
+        "heads converged (entropy change < 1e-3 per reading from then on): "
+        + ", ".join(parts)
+        + "."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", type=Path)
@@ -115,7 +132,7 @@ def main() -> None:
     bench = args.bench.read_text().strip() if args.bench else "(run the benchmark)"
     results = [json.loads(p.read_text()) for p in sorted(args.runs.glob("attention_seed*.json"))]
     img = args.out.parent / "img"
-    img.mkdir(exist_ok=True)
+    img.mkdir(parents=True, exist_ok=True)
     lines = [HEAD.replace("{bench}", bench)]
     if not results:
         args.out.write_text("\n".join([*lines, "No full run has been made yet.", ""]))
@@ -176,7 +193,7 @@ def main() -> None:
             f"the heads' spread ranged {spread.min():.1e}-{spread.max():.1e} "
             f"({'never' if spread.min() >= 1e-3 else 'at times'} below the 1e-3 start threshold), "
             f"mean entropy {data['entropies'][0].mean():.3f} at the first reading and "
-            f"{r['final_mean_entropy']:.3f} at the end."
+            f"{r['final_mean_entropy']:.3f} at the end; " + converged(r)
         )
     means = [r["final_mean_entropy"] for r in results]
     claim = 0.611992

@@ -76,6 +76,16 @@ def test_attention_crystallisation_quick(tmp_path):
     assert sorted(result["compensation_score"]) == heads[:2]  # the first layer's heads
     assert list(result["spectral_alpha"]) == ["100"]
     assert (tmp_path / "attention_seed0.png").stat().st_size > 10_000
+    # the report writes the page from the run: its numbers, not the account's
+    page = tmp_path / "doc" / "attention.md"
+    report = ROOT / "benchmarks" / "attention_report.py"
+    subprocess.run([sys.executable, str(report), str(tmp_path), "--out", str(page)], check=True)
+    text = page.read_text()
+    assert f"{result['final_mean_entropy']:.6f}" in text
+    for head, step in result["convergence"].items():  # each head's convergence step
+        short = head.replace("blocks.layers.", "L").replace(".self_attn/", "")
+        assert f"{short} {'never' if step is None else f'at {step}'}" in text
+    assert (tmp_path / "doc" / "img" / "attention_seed0.png").exists()
 
 
 def test_learning_rule_audit_quick(tmp_path):
