@@ -330,6 +330,48 @@ def test_noise_gaps_refuse_a_monitor_that_cannot_see_them():
         GapSchedule("noise", fraction=0.5).attach(opt, monitor)
 
 
+def test_a_resumed_noise_schedule_draws_what_an_uninterrupted_one_draws(tmp_path):
+    def train(schedule, model, opt, steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            model(torch.ones(3, 4)).square().sum().backward()
+            opt.step()
+
+    def fresh():
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        schedule = GapSchedule("noise", fraction=0.5, size=0.1, seed=3)
+        schedule.attach(opt)
+        return schedule, model, opt
+
+    schedule, model, opt = fresh()  # 20 steps straight
+    train(schedule, model, opt, 20)
+    straight = model.weight.detach().clone()
+    schedule, model, opt = fresh()  # 10 steps, a checkpoint, a new process's objects, 10 more
+    train(schedule, model, opt, 10)
+    torch.save(
+        {"gaps": schedule.state_dict(), "model": model.state_dict(), "opt": opt.state_dict()},
+        tmp_path / "ckpt.pt",
+    )
+    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    again, model, opt = fresh()
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["opt"])
+    again.load_state_dict(ckpt["gaps"])
+    train(again, model, opt, 10)
+    assert again.gap_steps == list(range(2, 21, 2))
+    assert torch.equal(model.weight, straight)  # the same noise, bit for bit
+    restarted, model, opt = fresh()  # without the generators' state the noise differs
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["opt"])
+    restarted.load_state_dict({k: v for k, v in ckpt["gaps"].items() if k != "noise_state"})
+    train(restarted, model, opt, 10)
+    assert not torch.allclose(model.weight, straight, atol=1e-3)
+    with pytest.raises(ValueError, match=r"state\['noise_state'\]\['cpu'\] is not a generator"):
+        again.load_state_dict({**ckpt["gaps"], "noise_state": {"cpu": [1, 2, 3]}})
+
+
 def test_gap_settings_are_checked():
     with pytest.raises(ValueError, match="exactly one of `fraction` and `every`"):
         GapSchedule("noise")

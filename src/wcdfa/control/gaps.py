@@ -229,9 +229,10 @@ class GapSchedule:
     def _generator(self, device: Any) -> Any:
         import torch  # noqa: PLC0415
 
-        if device not in self._generators:
-            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
-        return self._generators[device]
+        key = str(device)  # the state dict's key too
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=key).manual_seed(self.seed)
+        return self._generators[key]
 
     def _check_measurement(self, monitor: Any) -> None:
         if self.kind != "noise" or monitor is None:
@@ -246,8 +247,18 @@ class GapSchedule:
                 raise ValueError(msg)
 
     def state_dict(self) -> dict[str, Any]:
-        """Return the step count, pending triggers and gap steps (the noise restarts)."""
-        return {"steps": self.steps, "forced": self.forced, "gap_steps": list(self.gap_steps)}
+        """Return the step count, pending triggers, gap steps and the noise generators' states.
+
+        A schedule restored from it draws the noise an uninterrupted run would have drawn.
+        """
+        return {
+            "steps": self.steps,
+            "forced": self.forced,
+            "gap_steps": list(self.gap_steps),
+            "noise_state": {
+                device: gen.get_state().tolist() for device, gen in self._generators.items()
+            },
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
@@ -259,7 +270,24 @@ class GapSchedule:
         steps = check_int("state['steps']", state.get("steps"), 0)
         forced = check_int("state['forced']", state.get("forced", 0), 0)
         gaps = [check_int("state['gap_steps']", k, 1) for k in state.get("gap_steps", [])]
+        noise = state.get("noise_state", {})  # absent from older states: the noise restarts
+        if not isinstance(noise, dict):
+            msg = f"state['noise_state'] must be a dict of generator states, but got {noise!r}"
+            raise ValueError(msg)
+        generators = {}
+        if noise:
+            import torch  # noqa: PLC0415
+
+            for device, saved in noise.items():
+                gen = torch.Generator(device=device)
+                try:
+                    gen.set_state(torch.tensor(saved, dtype=torch.uint8))
+                except (RuntimeError, TypeError, ValueError) as exc:
+                    msg = f"state['noise_state'][{device!r}] is not a generator state: {exc}"
+                    raise ValueError(msg) from exc
+                generators[device] = gen
         self.steps, self.forced, self.gap_steps = steps, forced, gaps
+        self._generators = generators
 
     def __repr__(self) -> str:
         when = (
