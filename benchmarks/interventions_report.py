@@ -1,6 +1,7 @@
 """Write docs/interventions.md from a folder of examples/interventions.py results.
 
-    python benchmarks/interventions_report.py runs/interventions --img docs/img > docs/interventions.md
+    python benchmarks/interventions_report.py runs/interventions --img docs/img \
+        > docs/interventions.md
 
 Per task, one row per seed and condition: test accuracy at the end, the epoch of
 generalisation, ‖ΔW‖ α and α over the clean steps at the end, the mean spectral α of
