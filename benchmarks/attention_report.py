@@ -83,7 +83,7 @@ within 4e-16), one-hot exactly 0.
 
 ## Cost
 
-`python benchmarks/bench_probes.py` (2-core CPU, another training job running):
+`python benchmarks/bench_probes.py` (2-core CPU, nothing else running):
 
 ```
 {bench}
@@ -103,6 +103,19 @@ python examples/attention_crystallisation.py --seed 0 --out runs/attention   # a
 python benchmarks/attention_report.py runs/attention                          # this section
 ```
 """
+
+
+def collapsed(r: dict) -> str:
+    """Say so when a run ends at chance with every head uniform (crystallised by collapse)."""
+    chance = 1 / 113
+    if r["final_test_accuracy"] > 2 * chance or min(r["final_entropy"].values()) < 0.999:
+        return ""
+    return (
+        f" The run collapsed: it ends at chance accuracy (1/113 = {chance:.3f}) with every "
+        "head's entropy at 1 (uniform attention), so its heads' spread fell to zero by "
+        "collapse; the crystallisation events of this seed mark that collapse, not "
+        "specialised heads."
+    )
 
 
 def converged(r: dict) -> str:
@@ -188,12 +201,19 @@ def main() -> None:
                 if r["grokking_epoch"]
                 else "no grokking, "
             )
-            + f"peaked at {acc[best]:.3f} (epoch {best + 1}) and ended at "
+            + f"peaked at {acc[best]:.3f} (epoch {best}) and ended at "
             f"{r['final_test_accuracy']:.3f}; "
             f"the heads' spread ranged {spread.min():.1e}-{spread.max():.1e} "
             f"({'never' if spread.min() >= 1e-3 else 'at times'} below the 1e-3 start threshold), "
             f"mean entropy {data['entropies'][0].mean():.3f} at the first reading and "
-            f"{r['final_mean_entropy']:.3f} at the end; " + converged(r)
+            f"{r['final_mean_entropy']:.3f} at the end; "
+            + converged(r)
+            + collapsed(r)
+            + (
+                ""
+                if r.get("final_wcdfa_alpha") is None
+                else f" Final ‖ΔW‖ α {r['final_wcdfa_alpha']:.2f}."
+            )
         )
     means = [r["final_mean_entropy"] for r in results]
     claim = 0.611992
