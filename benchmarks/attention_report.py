@@ -105,6 +105,11 @@ python benchmarks/attention_report.py runs/attention                          # 
 """
 
 
+def label(head: str) -> str:
+    """A head's short name in the tables: L<layer>h<head>."""
+    return head.replace("blocks.layers.", "L").replace(".self_attn/", "")
+
+
 def collapsed(r: dict) -> str:
     """Say so when a run ends at chance with every head uniform (crystallised by collapse)."""
     chance = 1 / 113
@@ -123,11 +128,7 @@ def converged(r: dict) -> str:
     steps = r.get("convergence", {})
     if not steps:
         return "convergence not recorded."
-    parts = [
-        f"{h.replace('blocks.layers.', 'L').replace('.self_attn/', '')} "
-        + ("never" if e is None else f"at {e}")
-        for h, e in steps.items()
-    ]
+    parts = [f"{label(h)} " + ("never" if e is None else f"at {e}") for h, e in steps.items()]
     return (
         "heads converged (entropy change < 1e-3 per reading from then on): "
         + ", ".join(parts)
@@ -152,7 +153,7 @@ def main() -> None:
         print(f"wrote {args.out} (no runs)")
         return
     heads = list(results[0]["final_entropy"]) if results else []
-    short = [h.replace("blocks.layers.", "L").replace(".self_attn/", "") for h in heads]
+    short = [label(h) for h in heads]
     lines += [
         "| seed | epochs | grokking (test > 90 %) | final test acc | "
         + " | ".join(f"entropy {s}" for s in short)
@@ -176,8 +177,7 @@ def main() -> None:
     lines += ["", "Compensation scores κ (first layer's heads; second layer responding):", ""]
     for r in results:
         scores = ", ".join(
-            f"{h.replace('blocks.layers.', 'L').replace('.self_attn/', '')} κ = {v:.4f} "
-            f"(net {r['compensation_net'][h]:+.4f})"
+            f"{label(h)} κ = {v:.4f} (net {r['compensation_net'][h]:+.4f})"
             for h, v in r["compensation_score"].items()
         )
         lines.append(f"- seed {r['seed']}: {scores}")

@@ -44,9 +44,14 @@ def load(folder: Path) -> dict:
     return runs
 
 
-def mean_spectral(r) -> float:
-    values = [a for a in r["spectral_alpha"].values() if a is not None and np.isfinite(a)]
+def mean_alpha(layers: dict) -> float:
+    """The mean of a {layer: α} reading over the layers with a finite α."""
+    values = [a for a in layers.values() if a is not None and np.isfinite(a)]
     return float(np.mean(values)) if values else float("nan")
+
+
+def mean_spectral(r) -> float:
+    return mean_alpha(r["spectral_alpha"])
 
 
 def task_section(task: str, seeds: dict) -> list[str]:
@@ -135,11 +140,11 @@ def task_section(task: str, seeds: dict) -> list[str]:
 
 def against_account(summary: dict) -> str:
     """The account's α per gap frequency and its retention beside these runs' means."""
-    pairs = [
-        f"{name} {ACCOUNT_ALPHA[name]:.2f} → {np.mean([a for a in s['alpha'] if a]):.2f}"
-        for name, s in summary.items()
-        if name in ACCOUNT_ALPHA
-    ]
+    pairs = []
+    for name, s in summary.items():
+        if name in ACCOUNT_ALPHA:
+            ours = np.mean([a for a in s["alpha"] if a is not None])
+            pairs.append(f"{name} {ACCOUNT_ALPHA[name]:.2f} → {ours:.2f}")
     keeps = [k for s in summary.values() for k in s["keep"]]
     text = "**Against the account** (its α → ours, mean over seeds): " + ", ".join(pairs)
     if keeps:
@@ -253,8 +258,7 @@ def plot(task: str, seeds: dict, path: Path) -> None:
             e, a, _ = zip(*r["alpha"], strict=True)
             axes[1].plot(e, [np.nan if v is None else v for v in a], **kw)
             e, spec = zip(*r["spectral_alpha_history"], strict=True)
-            mean = [np.nanmean([v if v is not None else np.nan for v in d.values()]) for d in spec]
-            axes[2].plot(e, mean, **kw)
+            axes[2].plot(e, [mean_alpha(d) for d in spec], **kw)
     axes[0].set_ylabel("test accuracy")
     axes[1].set_ylabel("‖ΔW‖ α")
     axes[2].set_ylabel("mean spectral α")
