@@ -26,6 +26,8 @@ def check_int(name: str, value: Any, minimum: int) -> int:
     ``ValueError``. Booleans and non-numbers raise ``TypeError``: ``True`` as a box
     size or a window is always a mistake.
     """
+    if type(value) is int and value >= minimum:  # the common case, without the ABC checks
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         msg = f"Argument `{name}` must be an integer >= {minimum}, but got {value!r}"
         raise TypeError(msg)
