@@ -19,6 +19,10 @@ Peers, all on the same box sizes as wcdfa's defaults unless said otherwise:
 Then, per layout of ``dfa(x, boxes=...)``, its time over the "both" layout's (same
 scales; below 1 is faster), each checked against the default's scales.
 
+Then antropy at equal work: its own box sizes (from 4 to n/10 by factors of 1.2) and
+layout (boxes from the start, root-mean-square aggregate) given to
+``dfa(x, scales=..., boxes="forward", aggregate="rms")``, which reproduces its α.
+
 Missing peers are reported as such. The last column is |alpha - alpha_oracle| of wcdfa
 (the oracle is the loop, or its LAPACK-batched twin above 10^5).
 """
@@ -93,6 +97,36 @@ def main():
         cells = " ".join(f"{times[name] / times['both']:>13.2f}x" for name in LAYOUTS[1:])
         print(f"{n:>8} {times['both'] * 1e3:>10.3f} {cells}")
     print("(layout time / 'both' time, same run, same scales)")
+    same_work(args.sizes, args.seconds, rng)
+
+
+def same_work(sizes, seconds, rng):
+    """antropy against dfa on antropy's own scales and layout (the same work)."""
+    try:
+        from antropy import detrended_fluctuation
+        from antropy.fractal import _log_n  # its box sizes, not public API
+    except ImportError:
+        print("antropy not installed: no equal-work comparison")
+        return
+    print()
+    print(
+        f"{'n':>8} {'scales':>7} {'wcdfa ms':>10} {'antropy ms':>11} {'antropy x':>10} {'|Δα|':>9}"
+    )
+    for n in sizes:
+        x = np.cumsum(rng.standard_normal(n))
+        scales = [int(v) for v in _log_n(4, 0.1 * n, 1.2)]
+
+        def ours(x=x, s=scales):
+            return dfa(x, scales=s, boxes="forward", aggregate="rms", ci=None)
+
+        theirs = median_time(lambda x=x: detrended_fluctuation(x), seconds)
+        t = median_time(ours, seconds)
+        diff = abs(ours().alpha - detrended_fluctuation(x))
+        print(
+            f"{n:>8} {len(scales):>7} {t * 1e3:>10.3f} {theirs * 1e3:>11.3f} "
+            f"{theirs / t:>9.2f}x {diff:>9.1e}"
+        )
+    print("(antropy's scales and layout given to wcdfa.dfa; x = antropy time / wcdfa time)")
 
 
 if __name__ == "__main__":

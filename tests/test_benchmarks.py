@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -26,6 +27,12 @@ def test_bench_dfa_runs_and_reports_oracle_agreement():
     out = _run("bench_dfa.py", "--sizes", "500", "--seconds", "0.05")
     row = next(line for line in out.splitlines() if line.strip().startswith("500"))
     assert float(row.split()[-1]) < 1e-9  # |Δα| against the oracle
+    if importlib.util.find_spec("antropy") is None:
+        assert "antropy not installed: no equal-work comparison" in out
+    else:  # antropy's own scales and layout through dfa: the same α
+        tail = out.split("antropy ms")[1]
+        row = next(line for line in tail.splitlines() if line.strip().startswith("500"))
+        assert float(row.split()[-1]) < 1e-9
 
 
 def test_bench_monitor_runs():
