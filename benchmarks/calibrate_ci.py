@@ -23,7 +23,7 @@ derived from (n, α, family).
   at 0.98-1.00. The mixture's band covers a family lying apart from the others at
   about the nominal level (its far tail falls inside the other family's share) and
   one coinciding with them at the nominal level of the inflated Gaussian. Both
-  aggregates come from the same series. About 20 minutes on one core (``--jobs``).
+  aggregates come from the same series. 23 minutes with ``--jobs 2`` on 2 cores.
 
 ``--rows long`` recomputes only the long rows and keeps the short ones of ``--out``.
 """
@@ -124,7 +124,7 @@ def smooth_spread(sd):
 
     ``sd`` has the lengths first. The spread falls smoothly with n (a power of n); the
     line pools the 40-200 series of every length, so the spread at 10^6 no longer rests
-    on its own 40 series alone (a 11 % standard error).
+    on its own 40 series alone (an 11 % standard error).
     """
     log_n = np.log(np.array(list(LONG_REPS), dtype=np.float64))
     design = np.stack([np.ones_like(log_n), log_n - log_n.mean()], axis=1)

@@ -14,7 +14,7 @@ Writes docs/validation.md with
    cell, n = 200 to 10^6).
 
 Deterministic (fixed seeds). Takes about 20 minutes on 2 cores
-(``--only-coverage``: the coverage table alone, about 8 minutes).
+(``--only-coverage --jobs 2``: the coverage table alone, about 9 minutes).
 """
 
 from __future__ import annotations
