@@ -19,9 +19,11 @@ Peers, all on the same box sizes as wcdfa's defaults unless said otherwise:
 Then, per layout of ``dfa(x, boxes=...)``, its time over the "both" layout's (same
 scales; below 1 is faster), each checked against the default's scales.
 
-Then antropy at equal work: its own box sizes (from 4 to n/10 by factors of 1.2) and
-layout (boxes from the start, root-mean-square aggregate) given to
-``dfa(x, scales=..., boxes="forward", aggregate="rms")``, which reproduces its α.
+Then the cost of a running sum (``np.cumsum``) over an elementwise multiply, the
+reason the sliding layout stays slower; then antropy at equal work: its own box
+sizes (from 4 to n/10 by factors of 1.2) and layout (boxes from the start,
+root-mean-square aggregate) given to ``dfa(x, scales=..., boxes="forward",
+aggregate="rms")``, which reproduces its α.
 
 Missing peers are reported as such. The last column is |alpha - alpha_oracle| of wcdfa
 (the oracle is the loop, or its LAPACK-batched twin above 10^5).
@@ -97,7 +99,19 @@ def main():
         cells = " ".join(f"{times[name] / times['both']:>13.2f}x" for name in LAYOUTS[1:])
         print(f"{n:>8} {times['both'] * 1e3:>10.3f} {cells}")
     print("(layout time / 'both' time, same run, same scales)")
+    scan_cost(args.seconds, rng)
     same_work(args.sizes, args.seconds, rng)
+
+
+def scan_cost(seconds, rng):
+    """np.cumsum against an elementwise multiply: why the sliding layout stays slower."""
+    a, b = rng.standard_normal(125_000), rng.standard_normal(125_000)
+    scan = median_time(lambda: np.cumsum(a), seconds)
+    multiply = median_time(lambda: a * b, seconds)
+    print(
+        f"np.cumsum of 125,000 values {scan * 1e3:.3f} ms, a * b {multiply * 1e3:.3f} ms: "
+        f"the running sum costs {scan / multiply:.1f}x a multiply (same run)"
+    )
 
 
 def same_work(sizes, seconds, rng):
